@@ -1,0 +1,35 @@
+"""medzoo: Keras 3 model zoo for medical and video image classification.
+
+Example:
+    >>> from medzoo import build_cnn_lstm
+    >>> model = build_cnn_lstm(input_shape=(4, 32, 32, 3), rnn_units=8)
+    >>> model.output_shape
+    (None, 1)
+"""
+
+__version__ = "0.1.0"
+
+from medzoo.errors import InputError, WeightsDownloadError
+from medzoo.models import (
+    build_cnn_lstm,
+    build_dual_backbone,
+    build_transfer_classifier,
+    create_model,
+    get_model_info,
+    list_backbones,
+    list_models,
+    register_model,
+)
+
+__all__ = [
+    "InputError",
+    "WeightsDownloadError",
+    "build_cnn_lstm",
+    "build_dual_backbone",
+    "build_transfer_classifier",
+    "create_model",
+    "get_model_info",
+    "list_backbones",
+    "list_models",
+    "register_model",
+]
