@@ -1,0 +1,6 @@
+"""Read one file into numpy, or raise `medzoo.InputError` naming the file and the problem."""
+
+from medzoo.io.atomic import atomic_path, write_bytes_atomic
+from medzoo.io.slide import read_slide_level
+
+__all__ = ["atomic_path", "read_slide_level", "write_bytes_atomic"]

@@ -1,0 +1,1 @@
+"""Multi-stage systems from the seed papers."""
