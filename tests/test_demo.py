@@ -1,0 +1,57 @@
+"""The demo job end to end on the real sample slide, and the medzoo command."""
+
+import json
+import os
+
+import pytest
+
+from medzoo.cli import main
+from medzoo.pipelines.demo import run_demo
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, run_demo(out_dir=str(out), epochs=2, latency_runs=3, verbose=0)
+
+
+def test_demo_trains_exports_and_verifies(demo):
+    out, results = demo
+    assert results["tiles"] == (2967 // 128) * (2220 // 128)
+    assert 0 < results["tissue_tiles"] < results["tiles"]
+    keras_row = results["runtimes"]["keras"]
+    float_row = results["runtimes"]["litert_float32"]
+    int8_row = results["runtimes"]["litert_int8"]
+    background_share = 1 - results["tissue_tiles"] / results["tiles"]
+    assert keras_row["test_accuracy"] > background_share + 0.1, "the model must beat the majority class"
+    assert float_row["parity"]["max_abs_diff"] <= 1e-4
+    assert float_row["test_accuracy"] == keras_row["test_accuracy"]
+    assert int8_row["parity"]["top1_agreement"] >= 0.9
+    assert abs(int8_row["test_accuracy"] - keras_row["test_accuracy"]) <= 0.05
+    assert {"QUANTIZE", "DEQUANTIZE"} <= set(int8_row["operators"])
+    assert not any(op.startswith("Flex") for op in float_row["operators"] + int8_row["operators"])
+    for row in (keras_row, float_row, int8_row):
+        assert 0 < row["latency"]["p50_ms"] <= row["latency"]["p90_ms"]
+    written = sorted(os.listdir(out))
+    assert written == [
+        "results.json",
+        "slide_background.keras",
+        "slide_background_litert_float32.tflite",
+        "slide_background_litert_int8.tflite",
+    ]
+    assert json.loads((out / "results.json").read_text())["tiles"] == results["tiles"]
+
+
+def test_cli_lists_models_and_backbones(capsys):
+    assert main(["models", "--task", "sequence"]) == 0
+    listed = capsys.readouterr().out
+    assert "deepfake_cnn_lstm" in listed and "transfer_classifier" not in listed
+    assert main(["backbones"]) == 0
+    assert "inception_v3" in capsys.readouterr().out
+    assert main(["info", "echo_calcification"]) == 0
+    assert '"pooling": null' in capsys.readouterr().out
+
+
+def test_cli_unknown_model_is_a_message_not_a_traceback(capsys):
+    assert main(["info", "mobilenet"]) == 2
+    assert "Unknown model 'mobilenet'" in capsys.readouterr().err

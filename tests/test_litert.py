@@ -1,0 +1,124 @@
+"""Builtin-only LiteRT conversion and parity with Keras, for every builder family."""
+
+import numpy as np
+import pytest
+
+import medzoo
+from medzoo.export import (
+    LiteRTModel,
+    UnsupportedOpsError,
+    check_builtin_only,
+    compare_outputs,
+    convert_to_litert,
+    litert_operators,
+    unroll_recurrent_layers,
+)
+from medzoo.train import recompute_batchnorm_statistics
+from tests.conftest import real_photos
+
+FLOAT32_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return real_photos(64)
+
+
+def clips(photos, frames=4):
+    return np.stack([photos[start : start + frames] for start in range(len(photos) - frames + 1)])
+
+
+def calibrated(model, inputs):
+    """Gives BatchNorm real statistics, so outputs depend on the input (an untrained
+    MobileNet otherwise answers the same constant for every image)."""
+    recompute_batchnorm_statistics(model, [inputs])
+    return model
+
+
+FAMILIES = {
+    "transfer_classifier": lambda: medzoo.build_transfer_classifier(input_shape=(64, 64, 3)),
+    "dual_backbone": lambda: medzoo.build_dual_backbone(input_shape=(64, 64, 3)),
+    "cnn_lstm": lambda: medzoo.build_cnn_lstm(input_shape=(4, 64, 64, 3), rnn_units=16),
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_float32_litert_is_builtin_only_and_matches_keras(family, photos):
+    data = clips(photos) if family == "cnn_lstm" else photos
+    model = calibrated(FAMILIES[family](), data)
+    reference = model.predict(data, verbose=0)
+    assert reference[:, 0].std() > 1e-3, "outputs must differ across inputs for parity to mean anything"
+
+    flatbuffer = convert_to_litert(model)
+    operators = litert_operators(flatbuffer)
+    assert not [op for op in operators if op.startswith("Flex") or op == "WHILE"], operators
+    parity = compare_outputs(reference, LiteRTModel(flatbuffer)(data))
+    assert parity["max_abs_diff"] <= FLOAT32_TOLERANCE, parity
+    assert parity["top1_agreement"] == 1.0
+
+
+@pytest.mark.parametrize("quantization", ["float16", "dynamic", "int8"])
+def test_quantized_transfer_classifier(quantization, photos):
+    model = calibrated(medzoo.build_transfer_classifier(input_shape=(64, 64, 3)), photos)
+    flatbuffer = convert_to_litert(model, quantization=quantization, representative_data=photos)
+    outputs = LiteRTModel(flatbuffer)(photos)
+    assert outputs.shape == (len(photos), 2) and np.isfinite(outputs).all()
+    np.testing.assert_allclose(outputs.sum(axis=1), 1.0, atol=0.02)
+    # Accuracy after dynamic/int8 quantization is checked on a trained model
+    # (tests/test_demo.py); a random network's outputs say nothing about it.
+    if quantization == "float16":
+        parity = compare_outputs(model.predict(photos, verbose=0), outputs)
+        assert parity["max_abs_diff"] < 0.05, parity
+    if quantization == "int8":
+        assert {"QUANTIZE", "DEQUANTIZE"} <= set(litert_operators(flatbuffer))
+
+
+def test_int8_cnn_lstm_with_integer_io(photos):
+    data = clips(photos)
+    model = calibrated(medzoo.build_cnn_lstm(input_shape=(4, 64, 64, 3), rnn_units=16), data)
+    flatbuffer = convert_to_litert(model, quantization="int8", representative_data=data, integer_io=True)
+    runner = LiteRTModel(flatbuffer)
+    assert runner.input["dtype"] == np.int8 and runner.output["dtype"] == np.int8
+    outputs = runner(data)
+    assert outputs.shape == (len(data), 1)
+    assert ((outputs >= 0) & (outputs <= 1)).all()
+    assert "WHILE" not in litert_operators(flatbuffer)  # unrolled: int8 calibration of WHILE crashed
+
+
+def test_unrolling_keeps_the_keras_outputs(photos):
+    data = clips(photos)
+    model = calibrated(medzoo.build_cnn_lstm(input_shape=(4, 64, 64, 3), rnn="gru", rnn_units=8), data)
+    unrolled = unroll_recurrent_layers(model)
+    assert unrolled is not model and unrolled.get_layer("gru").unroll
+    np.testing.assert_allclose(unrolled.predict(data, verbose=0), model.predict(data, verbose=0), atol=1e-6)
+    image_model = medzoo.build_transfer_classifier(input_shape=(32, 32, 3))
+    assert unroll_recurrent_layers(image_model) is image_model
+
+
+def test_runner_chunks_batches_larger_than_the_artifact(photos):
+    model = calibrated(medzoo.build_transfer_classifier(input_shape=(64, 64, 3)), photos)
+    runner = LiteRTModel(convert_to_litert(model, batch_size=2))
+    assert runner.batch_size == 2
+    outputs = runner(photos[:5])
+    np.testing.assert_allclose(outputs, model.predict(photos[:5], verbose=0), atol=FLOAT32_TOLERANCE)
+    with pytest.raises(ValueError, match="expects inputs"):
+        runner(photos[:, :32])
+
+
+def test_flex_ops_are_refused():
+    import tensorflow as tf
+
+    function = tf.function(lambda x: tf.linalg.det(x)).get_concrete_function(
+        tf.TensorSpec((1, 3, 3), tf.float32)
+    )
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    flex_model = converter.convert()
+    assert any(op.startswith("Flex") for op in litert_operators(flex_model))
+    with pytest.raises(UnsupportedOpsError, match="Flex"):
+        check_builtin_only(flex_model)
+
+
+def test_int8_without_representative_data_is_an_error():
+    with pytest.raises(ValueError, match="representative_data"):
+        convert_to_litert(medzoo.build_transfer_classifier(input_shape=(32, 32, 3)), quantization="int8")
