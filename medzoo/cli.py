@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -65,6 +66,7 @@ def build_parser():
 
 def main(argv=None):
     """Runs the `medzoo` command; returns its exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs out of the table
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
