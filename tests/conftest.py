@@ -35,12 +35,16 @@ def real_photos(size, count=8):
     ).astype(np.float32)
 
 
+def tiny_side(backbones, size=32):
+    """The smallest image side, at least `size`, that every named backbone accepts."""
+    return max([size] + [get_backbone_spec(name).min_size for name in backbones])
+
+
 def tiny_input_shape(name, size=32, frames=4):
     """The smallest sensible input for a registered model (backbone minimum respected)."""
     info = get_model_info(name)
     defaults = info["defaults"]
-    names = defaults.get("backbones") or (defaults.get("backbone"),)
-    side = max([size] + [get_backbone_spec(b).min_size for b in names])
+    side = tiny_side(defaults.get("backbones") or (defaults["backbone"],), size)
     if info["task"] == "sequence":
         return (frames, side, side, 3)
     return (side, side, 3)

@@ -7,11 +7,11 @@ import textwrap
 
 SCRIPT = textwrap.dedent(
     """
+    import sys
+    sys.path.insert(0, {root!r})
     import numpy as np, keras
     assert keras.backend.backend() == "jax", keras.backend.backend()
-    import sys
     import medzoo
-    sys.path.insert(0, {root!r})
     from tests.conftest import tiny_input_shape, sample_inputs
     for name in medzoo.list_models():
         shape = tiny_input_shape(name)

@@ -85,6 +85,21 @@ def test_int8_cnn_lstm_with_integer_io(photos):
     assert "WHILE" not in litert_operators(flatbuffer)  # unrolled: int8 calibration of WHILE crashed
 
 
+def test_int8_input_saturates_instead_of_wrapping(photos):
+    dark = photos * 0.2  # calibrate on 0..50, then feed brighter pixels
+    model = calibrated(medzoo.build_transfer_classifier(input_shape=(64, 64, 3)), dark)
+    runner = LiteRTModel(
+        convert_to_litert(model, quantization="int8", representative_data=dark, integer_io=True)
+    )
+    scale, zero_point = runner.input["quantization"]
+    brightest = (np.iinfo(np.int8).max - zero_point) * scale
+    assert brightest < 255, "the calibrated range must leave 255 out for this test to mean anything"
+    white = np.full((1, 64, 64, 3), 255.0, np.float32)
+    saturated = np.full_like(white, brightest)
+    assert not np.allclose(runner(white), runner(np.zeros_like(white)))
+    np.testing.assert_array_equal(runner(white), runner(saturated))
+
+
 def test_unrolling_keeps_the_keras_outputs(photos):
     data = clips(photos)
     model = calibrated(medzoo.build_cnn_lstm(input_shape=(4, 64, 64, 3), rnn="gru", rnn_units=8), data)

@@ -8,7 +8,7 @@ from medzoo.export.litert import (
     litert_operators,
     unroll_recurrent_layers,
 )
-from medzoo.export.parity import compare_outputs
+from medzoo.export.parity import compare_outputs, predicted_classes
 
 __all__ = [
     "LiteRTModel",
@@ -17,5 +17,6 @@ __all__ = [
     "compare_outputs",
     "convert_to_litert",
     "litert_operators",
+    "predicted_classes",
     "unroll_recurrent_layers",
 ]

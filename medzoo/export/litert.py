@@ -183,7 +183,8 @@ class LiteRTModel:
         """Runs one batch of exactly the artifact's batch size; returns float32."""
         scale, zero_point = self.input["quantization"]
         if self.input["dtype"] != np.float32 and scale:
-            batch = np.round(batch / scale + zero_point)
+            limits = np.iinfo(self.input["dtype"])  # saturate, as the int8 model itself would
+            batch = np.clip(np.round(batch / scale + zero_point), limits.min, limits.max)
         self.interpreter.set_tensor(self.input["index"], batch.astype(self.input["dtype"]))
         self.interpreter.invoke()
         result = self.interpreter.get_tensor(self.output["index"])

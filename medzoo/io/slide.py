@@ -30,13 +30,11 @@ def read_slide_level(path, level=0):
     try:
         with tifffile.TiffFile(path) as tiff:
             levels = tiff.series[0].levels
-            if not 0 <= level < len(levels):
-                raise InputError(f"{path}: level {level} requested, the slide has {len(levels)}.")
-            image = levels[level].asarray()
-    except InputError:
-        raise
+            image = levels[level].asarray() if 0 <= level < len(levels) else None
     except Exception as error:
         raise InputError(f"{path}: not a readable TIFF slide ({type(error).__name__}: {error}).") from error
+    if image is None:
+        raise InputError(f"{path}: level {level} requested, the slide has {len(levels)}.")
     if image.ndim == 2:
         image = image[..., None].repeat(3, axis=-1)
     if image.ndim != 3 or image.shape[-1] < 3:

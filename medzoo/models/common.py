@@ -51,6 +51,27 @@ def pool_features(feature_map, pooling, name):
     raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
 
 
+def dense_head(features, head_units, dropout, batch_norm=False, prefix="head"):
+    """Stacks Dense(relu) layers (with BatchNorm when asked) and Dropout.
+
+    Example:
+        >>> import keras
+        >>> dense_head(keras.Input((8,)), (4,), 0.5).shape
+        (None, 4)
+    """
+    x = features
+    for index, units in enumerate(head_units):
+        if batch_norm:
+            x = layers.Dense(units, use_bias=False, name=f"{prefix}_dense_{index}")(x)
+            x = layers.BatchNormalization(name=f"{prefix}_bn_{index}")(x)
+            x = layers.Activation("relu", name=f"{prefix}_relu_{index}")(x)
+        else:
+            x = layers.Dense(units, activation="relu", name=f"{prefix}_dense_{index}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"{prefix}_dropout_{index}")(x)
+    return x
+
+
 def classifier_output(features, num_classes, classifier_activation="auto"):
     """Adds the output layer; float32 even under mixed precision.
 

@@ -7,12 +7,12 @@ from medzoo.models.backbones import build_backbone, set_backbone_trainable
 from medzoo.models.common import (
     check_input_shape,
     classifier_output,
+    dense_head,
     load_model_weights,
     pool_features,
     split_weights,
 )
 from medzoo.models.registry import register_model
-from medzoo.models.transfer import dense_head
 
 FUSIONS = ("concat", "average")
 

@@ -1,38 +1,17 @@
 """Transfer-learning image classifier: one pretrained backbone + a small head."""
 
 import keras
-from keras import layers
 
 from medzoo.models.backbones import build_backbone, set_backbone_trainable
 from medzoo.models.common import (
     check_input_shape,
     classifier_output,
+    dense_head,
     load_model_weights,
     pool_features,
     split_weights,
 )
 from medzoo.models.registry import register_model
-
-
-def dense_head(features, head_units, dropout, batch_norm=False, prefix="head"):
-    """Stacks Dense(relu) layers (with BatchNorm when asked) and Dropout.
-
-    Example:
-        >>> import keras
-        >>> dense_head(keras.Input((8,)), (4,), 0.5).shape
-        (None, 4)
-    """
-    x = features
-    for index, units in enumerate(head_units):
-        if batch_norm:
-            x = layers.Dense(units, use_bias=False, name=f"{prefix}_dense_{index}")(x)
-            x = layers.BatchNormalization(name=f"{prefix}_bn_{index}")(x)
-            x = layers.Activation("relu", name=f"{prefix}_relu_{index}")(x)
-        else:
-            x = layers.Dense(units, activation="relu", name=f"{prefix}_dense_{index}")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name=f"{prefix}_dropout_{index}")(x)
-    return x
 
 
 @register_model(task="image")
