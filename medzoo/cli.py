@@ -38,6 +38,75 @@ def _backbones(args):
     return 0
 
 
+def _export(args):
+    from medzoo.export import ParityError, UnsupportedOpsError, export
+    from medzoo.export.api import SUFFIXES
+    from medzoo.export.run_files import load_run
+
+    run = load_run(args.source, args.data, args.labels)
+    model = run["model"]
+    out = args.out or os.path.join(
+        os.path.dirname(os.path.abspath(run["model_path"])),
+        "export",
+        f"{model.name}_{args.format}_{args.quantization or 'float32'}{SUFFIXES[args.format]}",
+    )
+    try:
+        sidecar = export(
+            model,
+            out,
+            format=args.format,
+            quantization=args.quantization,
+            representative_data=run["representative_data"],
+            validation_data=run["validation_data"],
+            labels=run["labels"],
+            integer_io=args.integer_io,
+            opset=args.opset,
+            calibration_samples=args.calibration_samples,
+        )
+    except (ParityError, UnsupportedOpsError, RuntimeError) as error:
+        print(f"medzoo export: REJECTED: {error}", file=sys.stderr)
+        return 1
+    print(format_export_summary(out, sidecar))
+    if args.format == "litert_streaming":
+        print(format_streaming_latency(out, model.inputs[0].shape[1:], args.runs))
+    return 0
+
+
+def format_export_summary(out, sidecar):
+    """One block of text: where the artifact is and how well it matches Keras."""
+    parity = sidecar["parity"]
+    lines = [
+        f"{sidecar['status']}: {out} ({sidecar['format']}, {sidecar['quantization']})",
+        f"  parity on {parity['samples']} real samples ({sidecar['parity_data']}): "
+        f"max |diff| {parity['max_abs_diff']:.3g}, top-1 agreement {parity['top1_agreement']:.4f}",
+    ]
+    if "export_accuracy" in parity:
+        lines.append(
+            f"  accuracy: Keras {parity['keras_accuracy']:.4f}, export {parity['export_accuracy']:.4f}"
+        )
+    if "size_bytes" in sidecar:
+        lines.append(f"  size {sidecar['size_bytes'] / 1024:.0f} KB")
+    lines.append(f"  sidecar {out}.json")
+    return "\n".join(lines)
+
+
+def format_streaming_latency(directory, clip_shape, runs):
+    """Times a streaming export: one new frame vs a whole clip fed frame by frame."""
+    import numpy as np
+
+    from medzoo.bench import time_calls
+    from medzoo.export import StreamingClassifier
+
+    classifier = StreamingClassifier(directory)
+    clip = np.random.default_rng(0).uniform(0, 255, clip_shape).astype(np.float32)
+    per_frame = time_calls(lambda: classifier.push(clip[0]), warmup=3, runs=runs)
+    whole_clip = time_calls(lambda: classifier.predict_clip(clip), warmup=1, runs=max(1, runs // 5))
+    return (
+        f"  latency p50: {per_frame['p50_ms']:.2f} ms per new frame, "
+        f"{whole_clip['p50_ms']:.2f} ms for a whole {clip_shape[0]}-frame clip"
+    )
+
+
 def build_parser():
     """Returns the argument parser of the `medzoo` command."""
     parser = argparse.ArgumentParser(prog="medzoo", description=__doc__)
@@ -58,6 +127,24 @@ def build_parser():
     info = commands.add_parser("info", help="a registered model's task and default arguments")
     info.add_argument("name")
     info.set_defaults(run=_info)
+
+    from medzoo.export.api import FORMATS
+
+    export = commands.add_parser(
+        "export", help="export a model to LiteRT/ONNX/SavedModel and verify it against Keras"
+    )
+    export.add_argument("source", help="a .keras model file, or a run folder holding one")
+    export.add_argument("--format", choices=FORMATS, default="litert", help="(default: litert)")
+    export.add_argument("--quantization", choices=("float16", "dynamic", "int8"), help="LiteRT only")
+    export.add_argument("--out", help="artifact path (default: <run folder>/export/<name>...)")
+    export.add_argument("--data", help=".npz with real inputs x[, y, calibration] (default: "
+                        "<run folder>/export_samples.npz)")
+    export.add_argument("--labels", help="labels.json (default: <run folder>/labels.json)")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    export.add_argument("--integer-io", action="store_true", help="int8 input/output tensors")
+    export.add_argument("--calibration-samples", type=int, default=100, help="(default: 100)")
+    export.add_argument("--runs", type=int, default=50, help="timed calls, streaming (default: 50)")
+    export.set_defaults(run=_export)
 
     backbones = commands.add_parser("backbones", help="list the backbone table")
     backbones.set_defaults(run=_backbones)

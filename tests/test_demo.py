@@ -32,14 +32,31 @@ def test_demo_trains_exports_and_verifies(demo):
     assert not any(op.startswith("Flex") for op in float_row["operators"] + int8_row["operators"])
     for row in (keras_row, float_row, int8_row):
         assert 0 < row["latency"]["p50_ms"] <= row["latency"]["p90_ms"]
+    # export() verified both on the held-out tiles: float32 to 1e-4, int8 within 1 point.
+    assert float_row["status"] == int8_row["status"] == "verified"
+    assert int8_row["parity"]["accuracy_drop"] <= 0.01
     written = sorted(os.listdir(out))
     assert written == [
+        "export_samples.npz",
+        "labels.json",
         "results.json",
         "slide_background.keras",
         "slide_background_litert_float32.tflite",
+        "slide_background_litert_float32.tflite.json",
         "slide_background_litert_int8.tflite",
+        "slide_background_litert_int8.tflite.json",
     ]
     assert json.loads((out / "results.json").read_text())["tiles"] == results["tiles"]
+    sidecar = json.loads((out / "slide_background_litert_int8.tflite.json").read_text())
+    assert sidecar["labels"] == ["background", "tissue"] and sidecar["input"]["shape"] == [None, 128, 128, 3]
+    assert sidecar["parity"]["samples"] == results["test_tiles"]
+
+
+def test_cli_exports_the_demo_run_to_onnx(demo, capsys):
+    out, results = demo
+    assert main(["export", str(out), "--format", "onnx", "--out", str(out / "m.onnx")]) == 0
+    assert f"parity on {results['test_tiles']} real samples" in capsys.readouterr().out
+    assert json.loads((out / "m.onnx.json").read_text())["parity"]["max_abs_diff"] <= 1e-4
 
 
 def test_cli_lists_models_and_backbones(capsys):

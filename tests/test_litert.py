@@ -1,4 +1,6 @@
-"""Builtin-only LiteRT conversion and parity with Keras, for every builder family."""
+"""The LiteRT converter and runner: int8 I/O, saturation, unrolling, batching, refusals.
+
+Every family's export in every mode is tested through `export()` in test_export.py."""
 
 import numpy as np
 import pytest
@@ -8,7 +10,6 @@ from medzoo.export import (
     LiteRTModel,
     UnsupportedOpsError,
     check_builtin_only,
-    compare_outputs,
     convert_to_litert,
     litert_operators,
     unroll_recurrent_layers,
@@ -33,44 +34,6 @@ def calibrated(model, inputs):
     MobileNet otherwise answers the same constant for every image)."""
     recompute_batchnorm_statistics(model, [inputs])
     return model
-
-
-FAMILIES = {
-    "transfer_classifier": lambda: medzoo.build_transfer_classifier(input_shape=(64, 64, 3)),
-    "dual_backbone": lambda: medzoo.build_dual_backbone(input_shape=(64, 64, 3)),
-    "cnn_lstm": lambda: medzoo.build_cnn_lstm(input_shape=(4, 64, 64, 3), rnn_units=16),
-}
-
-
-@pytest.mark.parametrize("family", sorted(FAMILIES))
-def test_float32_litert_is_builtin_only_and_matches_keras(family, photos):
-    data = clips(photos) if family == "cnn_lstm" else photos
-    model = calibrated(FAMILIES[family](), data)
-    reference = model.predict(data, verbose=0)
-    assert reference[:, 0].std() > 1e-3, "outputs must differ across inputs for parity to mean anything"
-
-    flatbuffer = convert_to_litert(model)
-    operators = litert_operators(flatbuffer)
-    assert not [op for op in operators if op.startswith("Flex") or op == "WHILE"], operators
-    parity = compare_outputs(reference, LiteRTModel(flatbuffer)(data))
-    assert parity["max_abs_diff"] <= FLOAT32_TOLERANCE, parity
-    assert parity["top1_agreement"] == 1.0
-
-
-@pytest.mark.parametrize("quantization", ["float16", "dynamic", "int8"])
-def test_quantized_transfer_classifier(quantization, photos):
-    model = calibrated(medzoo.build_transfer_classifier(input_shape=(64, 64, 3)), photos)
-    flatbuffer = convert_to_litert(model, quantization=quantization, representative_data=photos)
-    outputs = LiteRTModel(flatbuffer)(photos)
-    assert outputs.shape == (len(photos), 2) and np.isfinite(outputs).all()
-    np.testing.assert_allclose(outputs.sum(axis=1), 1.0, atol=0.02)
-    # Accuracy after dynamic/int8 quantization is checked on a trained model
-    # (tests/test_demo.py); a random network's outputs say nothing about it.
-    if quantization == "float16":
-        parity = compare_outputs(model.predict(photos, verbose=0), outputs)
-        assert parity["max_abs_diff"] < 0.05, parity
-    if quantization == "int8":
-        assert {"QUANTIZE", "DEQUANTIZE"} <= set(litert_operators(flatbuffer))
 
 
 def test_int8_cnn_lstm_with_integer_io(photos):

@@ -6,6 +6,8 @@ layers are unrolled first: Keras 3's LSTM otherwise needs TensorList (Flex)
 ops, which the Android LiteRT runtime lacks.
 """
 
+import re
+
 import numpy as np
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
@@ -105,7 +107,17 @@ def convert_to_litert(
         if integer_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-    flatbuffer = converter.convert()
+    try:
+        flatbuffer = converter.convert()
+    except Exception as error:  # tf.lite's ConverterError; its text names the ops
+        select_ops = re.search(r"TF Select ops: ([^\n]+)", str(error))
+        if select_ops is None:
+            raise
+        raise UnsupportedOpsError(
+            f"{model.name!r} needs TensorFlow ops with no builtin LiteRT kernel: "
+            f"{select_ops.group(1)}. The Android LiteRT runtime cannot run them without the "
+            "Flex delegate; replace them with keras.ops that LiteRT supports."
+        ) from None
     check_builtin_only(flatbuffer)
     return flatbuffer
 

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 
 
@@ -37,3 +38,35 @@ def write_bytes_atomic(path, data):
     """Writes `data` (bytes or str) to `path` atomically."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         handle.write(data.encode() if isinstance(data, str) else data)
+
+
+@contextlib.contextmanager
+def staging_path(path):
+    """Yields an unused temporary path beside `path` for a file or folder; removes leftovers.
+
+    Move the result into place with `replace_path`; whatever is still at the
+    temporary path when the block ends (e.g. after an error) is deleted.
+
+    Example:
+        >>> import os, tempfile
+        >>> target = os.path.join(tempfile.mkdtemp(), "model")
+        >>> with staging_path(target) as staged:
+        ...     os.makedirs(staged)
+        ...     replace_path(staged, target)
+        >>> os.path.isdir(target)
+        True
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    staging_dir = tempfile.mkdtemp(dir=directory, prefix=".tmp-")
+    try:
+        yield os.path.join(staging_dir, os.path.basename(path))
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+
+
+def replace_path(source, target):
+    """Moves file or folder `source` onto `target`, replacing what was there."""
+    if os.path.isdir(target) and not os.path.islink(target):
+        shutil.rmtree(target)
+    os.replace(source, target)

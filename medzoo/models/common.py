@@ -2,7 +2,6 @@
 
 import os
 
-import keras
 from keras import layers
 
 POOLINGS = ("avg", "max", None)
