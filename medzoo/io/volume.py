@@ -1,0 +1,94 @@
+"""3-D volumes: a NIfTI file or a folder holding one DICOM series -> (D, H, W) + spacing."""
+
+import os
+
+import numpy as np
+
+from medzoo.errors import InputError
+from medzoo.io.dicom import dicom_pixels, read_dicom_dataset
+
+
+def _slice_position(dataset):
+    """Position along the slice normal, or None when the file lacks the geometry."""
+    position = dataset.get("ImagePositionPatient")
+    orientation = dataset.get("ImageOrientationPatient")
+    if position is None or orientation is None:
+        return None
+    row, column = np.array(orientation[:3], float), np.array(orientation[3:], float)
+    return float(np.dot(np.cross(row, column), np.array(position, float)))
+
+
+def read_dicom_series(directory):
+    """Reads every DICOM slice in `directory` into a (D, H, W) float32 volume and spacing.
+
+    Slices are ordered by ImagePositionPatient along the slice normal, else by
+    InstanceNumber. Values are modality values (HU for CT).
+
+    Example:
+        >>> import glob, os, pydicom
+        >>> folder = os.path.join(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")),
+        ...                       "dicomdirtests", "98892001", "CT5N")
+        >>> volume, spacing = read_dicom_series(folder)
+        >>> volume.shape
+        (5, 16, 16)
+    """
+    names = sorted(name for name in os.listdir(directory) if not name.startswith("."))
+    datasets = []
+    for name in names:
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            dataset = read_dicom_dataset(path)
+            if "PixelData" in dataset:
+                datasets.append((path, dataset))
+    if not datasets:
+        raise InputError(f"{directory}: no DICOM slices with pixel data in this folder.")
+    positions = [_slice_position(dataset) for _, dataset in datasets]
+    if all(position is not None for position in positions):
+        order = np.argsort(positions, kind="stable")
+        gaps = np.diff(np.sort(positions))
+        depth_spacing = float(np.median(gaps)) if len(gaps) else float(datasets[0][1].get("SliceThickness", 1.0))
+    else:
+        order = np.argsort([int(dataset.get("InstanceNumber", 0)) for _, dataset in datasets], kind="stable")
+        depth_spacing = float(datasets[0][1].get("SliceThickness", 1.0))
+    slices = [dicom_pixels(datasets[index][1], datasets[index][0]) for index in order]
+    shapes = {tuple(s.shape) for s in slices}
+    if len(shapes) != 1:
+        raise InputError(f"{directory}: slices have different shapes {sorted(shapes)}; not one series.")
+    row_spacing, column_spacing = (float(v) for v in datasets[0][1].get("PixelSpacing", (1.0, 1.0)))
+    return np.stack(slices), (depth_spacing, row_spacing, column_spacing)
+
+
+def read_volume(path):
+    """Reads a NIfTI file or a DICOM series folder as ((D, H, W) float32, (dz, dy, dx) mm).
+
+    NIfTI voxel axes (x, y, z) become (z, y, x), so that volume[k] is one axial slice.
+
+    Raises:
+        InputError: missing path, unreadable or non-3-D file, empty folder.
+
+    Example:
+        >>> import glob, os, nibabel
+        >>> path = os.path.join(os.path.dirname(nibabel.__file__), "tests", "data", "anatomical.nii")
+        >>> volume, spacing = read_volume(path)
+        >>> volume.ndim, len(spacing)
+        (3, 3)
+    """
+    if os.path.isdir(path):
+        return read_dicom_series(path)
+    if not path.endswith((".nii", ".nii.gz")):
+        raise InputError(f"{path}: expected a .nii/.nii.gz file or a folder of DICOM slices.")
+    import nibabel
+
+    from medzoo.io.image import check_file
+
+    check_file(path, "NIfTI file")
+    try:
+        image = nibabel.load(path)
+        data = np.asarray(image.dataobj, dtype=np.float32)
+    except Exception as error:  # nibabel raises several types for broken files
+        raise InputError(f"{path}: not a readable NIfTI file ({error}).") from error
+    data = np.squeeze(data)
+    if data.ndim != 3:
+        raise InputError(f"{path}: expected a 3-D volume, got shape {data.shape}.")
+    spacing = tuple(float(v) for v in image.header.get_zooms()[:3])
+    return np.ascontiguousarray(data.transpose(2, 1, 0)), spacing[::-1]
