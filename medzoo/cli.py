@@ -38,6 +38,52 @@ def _backbones(args):
     return 0
 
 
+def _train(args):
+    from medzoo.train import fit, resolve_config
+
+    config = resolve_config(args.config, args.set)
+    result = fit(config, args.run_dir, verbose=1 if args.progress else 2)
+    last = {key: values[-1] for key, values in result["history"].items()}
+    print(f"trained {config['model']} into {args.run_dir}: " + ", ".join(f"{k} {v:.4f}" for k, v in sorted(last.items())))
+    return 0
+
+
+def _evaluate(args):
+    from medzoo.evaluate.run import evaluate_run
+
+    results = evaluate_run(args.run_dir, args.data, args.out, args.aggregate, args.threshold)
+    for level in ("items", "patients"):
+        m = results[level]
+        auc = "-" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+        print(f"{level:9s} n={m['samples']:5d} accuracy {m['accuracy']:.4f} sensitivity "
+              f"{m['macro']['recall']:.4f} specificity {m['macro']['specificity']:.4f} "
+              f"F1 {m['macro']['f1']:.4f} ROC-AUC {auc} WMCLL {m['wmcll']:.4f}")
+    print(f"wrote {os.path.join(args.out or os.path.join(args.run_dir, 'evaluation'), 'metrics.json')}")
+    return 0
+
+
+def _experiment(args):
+    from medzoo.train.experiment import METRIC_COLUMNS, run_experiment
+
+    rows = run_experiment(args.configs, args.out, args.replicates, args.set)
+    print(f"{'config':16s} {'cell':28s} {'rep':>3s} " + " ".join(f"{c:>9s}" for c in METRIC_COLUMNS))
+    for row in rows:
+        values = " ".join("        -" if row[c] is None else f"{row[c]:9.4f}" for c in METRIC_COLUMNS)
+        print(f"{row['config']:16s} {row['cell']:28s} {row['replicate']:3d} {values}")
+    print(f"wrote {os.path.join(args.out, 'experiment.csv')}")
+    return 0
+
+
+def _tune(args):
+    from medzoo.train import resolve_config
+    from medzoo.train.tune import tune
+
+    study = tune(resolve_config(args.config, args.set), args.out, args.trials, args.seed)
+    print(f"best val_loss {study.best_value:.4f} with {study.best_params} "
+          f"({len(study.trials)} trials in {os.path.join(args.out, 'study.db')})")
+    return 0
+
+
 def _prepare_video(args):
     from medzoo.data.video_cache import prepare_videos
 
@@ -138,6 +184,37 @@ def build_parser():
     info = commands.add_parser("info", help="a registered model's task and default arguments")
     info.add_argument("name")
     info.set_defaults(run=_info)
+
+    train = commands.add_parser("train", help="train a model into a run folder (resumes after a kill)")
+    train.add_argument("--config", help="YAML or JSON settings (see medzoo.train.config.DEFAULTS)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting, e.g. --set epochs=5 --set data.train=images/")
+    train.add_argument("--run-dir", required=True, help="run folder (created; resumed if it has a backup)")
+    train.add_argument("--progress", action="store_true", help="per-batch progress bars")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="metrics, patient aggregation and plots for a run")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", required=True, help="folder of class folders, CSV manifest or video cache")
+    evaluate.add_argument("--out", help="output folder (default: RUN_DIR/evaluation)")
+    evaluate.add_argument("--aggregate", default="mean", choices=("mean", "max", "any", "mean_logit"))
+    evaluate.add_argument("--threshold", choices=("youden",), help="pick the threshold by Youden's J")
+    evaluate.set_defaults(run=_evaluate)
+
+    experiment = commands.add_parser("experiment", help="replicates and grids of configs, one CSV row per run")
+    experiment.add_argument("configs", nargs="+", help="config files (may hold replicates: and grid:)")
+    experiment.add_argument("--out", required=True, help="experiment folder")
+    experiment.add_argument("--replicates", type=int, help="override each config's replicates")
+    experiment.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    experiment.set_defaults(run=_experiment)
+
+    tune_parser = commands.add_parser("tune", help="Optuna search over lr, optimizer, dropout, weight decay")
+    tune_parser.add_argument("--config", help="YAML or JSON settings")
+    tune_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    tune_parser.add_argument("--out", required=True, help="study folder (study.db; resumable)")
+    tune_parser.add_argument("--trials", type=int, default=20, help="total trials (default: 20)")
+    tune_parser.add_argument("--seed", type=int, default=0)
+    tune_parser.set_defaults(run=_tune)
 
     prepare = commands.add_parser(
         "prepare-video", help="sample frames (and MTCNN faces) from videos once into .npz caches"

@@ -1,0 +1,77 @@
+"""Comparing two models' replicate metrics (S3): normality, variances, t-test, Mann-Whitney, power."""
+
+import numpy as np
+
+
+def cohens_d(a, b):
+    """Cohen's d with the pooled standard deviation.
+
+    Example:
+        >>> round(cohens_d([1, 2, 3], [2, 3, 4]), 3)
+        -1.0
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    pooled = np.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
+    return float((a.mean() - b.mean()) / pooled) if pooled > 0 else 0.0
+
+
+def t_test_power(effect_size, n_a, n_b, alpha=0.05):
+    """Power of a two-sided two-sample t-test (noncentral t), for Cohen's d `effect_size`.
+
+    Example:
+        >>> round(t_test_power(1.0, 20, 20), 3)
+        0.869
+    """
+    from scipy import stats
+
+    df = n_a + n_b - 2
+    noncentrality = abs(effect_size) * np.sqrt(n_a * n_b / (n_a + n_b))
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality))
+
+
+def compare_replicates(a, b, alpha=0.05):
+    """Compares two samples of one metric (e.g. accuracy over R replicates of two models).
+
+    Shapiro-Wilk on each sample and Levene on both decide the t-test: Student
+    when the variances may be equal, Welch otherwise; the Mann-Whitney U test
+    is always reported too (S3 ran it because one sample was not normal).
+
+    Returns:
+        dict: mean/std of each; shapiro (statistic, p, normal) for a and b;
+        levene (statistic, p, equal_variances); t_test (kind, statistic, p,
+        significant); mann_whitney (statistic, p, significant); cohens_d; power.
+
+    Example:
+        >>> result = compare_replicates([0.90, 0.91, 0.92, 0.93], [0.80, 0.82, 0.81, 0.83])
+        >>> result["t_test"]["kind"], result["t_test"]["significant"]
+        ('student', True)
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 3 or len(b) < 3:
+        raise ValueError(f"need at least 3 replicates per model, got {len(a)} and {len(b)}.")
+
+    def shapiro(sample):
+        statistic, p = stats.shapiro(sample)
+        return {"statistic": float(statistic), "p": float(p), "normal": bool(p > alpha)}
+
+    levene_statistic, levene_p = stats.levene(a, b)
+    equal_variances = bool(levene_p > alpha)
+    t_statistic, t_p = stats.ttest_ind(a, b, equal_var=equal_variances)
+    u_statistic, u_p = stats.mannwhitneyu(a, b, alternative="two-sided")
+    effect = cohens_d(a, b)
+    return {
+        "a": {"mean": float(a.mean()), "std": float(a.std(ddof=1)), "n": len(a)},
+        "b": {"mean": float(b.mean()), "std": float(b.std(ddof=1)), "n": len(b)},
+        "shapiro": {"a": shapiro(a), "b": shapiro(b)},
+        "levene": {"statistic": float(levene_statistic), "p": float(levene_p),
+                   "equal_variances": equal_variances},
+        "t_test": {"kind": "student" if equal_variances else "welch", "statistic": float(t_statistic),
+                   "p": float(t_p), "significant": bool(t_p < alpha)},
+        "mann_whitney": {"statistic": float(u_statistic), "p": float(u_p), "significant": bool(u_p < alpha)},
+        "cohens_d": effect,
+        "power": t_test_power(effect, len(a), len(b), alpha),
+        "alpha": alpha,
+    }

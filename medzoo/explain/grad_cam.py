@@ -1,0 +1,144 @@
+"""Grad-CAM (Selvaraju et al. 2017) for transfer, dual-backbone and CNN-LSTM models (S2).
+
+The heat map is ReLU(sum_k alpha_k A^k), where A is a convolutional feature
+map and alpha_k the spatial mean of d score / d A^k. Nested backbones are
+opened up: the model is rebuilt as one graph that also returns the chosen
+feature maps, so gradients flow through TimeDistributed frames and both
+backbones of a dual model.
+"""
+
+import numpy as np
+
+
+def last_conv_layer(backbone):
+    """Name of the last layer of `backbone` whose output is a 4-D feature map."""
+    for layer in reversed(backbone.layers):
+        shape = getattr(layer, "output", None)
+        if shape is not None and len(shape.shape) == 4 and not layer.name.endswith("preprocessing"):
+            return layer.name
+    raise ValueError(f"{backbone.name!r} has no 4-D feature map to explain.")
+
+
+def _backbones(model):
+    """The nested backbone models of a medzoo model, in order."""
+    import keras
+
+    from medzoo.models.backbones import BACKBONES
+    from medzoo.models.common import iter_layers
+
+    return [layer for layer in iter_layers(model) if isinstance(layer, keras.Model) and layer.name in BACKBONES]
+
+
+def _feature_extractor(backbone, layer):
+    import keras
+
+    return keras.Model(backbone.inputs, [backbone.get_layer(layer).output, backbone.outputs[0]])
+
+
+def grad_cam(model, x, class_index=None, layer=None):
+    """Grad-CAM heat maps in [0, 1] at the input resolution.
+
+    Args:
+        model: a medzoo model (transfer, dual-backbone or CNN-LSTM; TensorFlow backend).
+        x: one input without batch axis: (H, W, C) image or (T, H, W, C) clip, raw pixels.
+        class_index: int or None. Class to explain; None = the predicted class
+            (for one sigmoid unit: the positive score). Defaults to None.
+        layer: str or None. Feature-map layer inside the backbone; None = its
+            last convolutional block. Defaults to None.
+
+    Returns:
+        dict: "maps" {backbone name: (H, W) or (T, H, W) array}, "combined"
+        (mean of the backbones' maps), "class_index", "score" (the class's
+        pre-activation score: gradients of a saturated softmax vanish).
+
+    Example:
+        >>> from medzoo import build_transfer_classifier
+        >>> model = build_transfer_classifier(input_shape=(32, 32, 3))
+        >>> grad_cam(model, np.zeros((32, 32, 3)))["combined"].shape
+        (32, 32)
+    """
+    import keras
+    import tensorflow as tf
+
+    backbones = _backbones(model)
+    if not backbones:
+        raise ValueError(f"{model.name!r} has no medzoo backbone to explain.")
+    captured = {}
+    originals = {}
+    # Each backbone's call is swapped for one that also records its feature map;
+    # the rest of the graph (pooling, fusion, LSTM, head) runs unchanged on top.
+    for backbone in backbones:
+        extractor = _feature_extractor(backbone, layer or last_conv_layer(backbone))
+
+        def recording_call(inputs, training=None, mask=None, _extractor=extractor, _name=backbone.name):
+            feature_map, output = _extractor(inputs, training=False)
+            captured.setdefault(_name, []).append(feature_map)  # TimeDistributed: once per frame
+            return output
+
+        originals[backbone.name] = backbone.call
+        backbone.call = recording_call
+    # The class score before softmax/sigmoid: a saturated probability has no gradient.
+    head = model.layers[-1]
+    head_activation = getattr(head, "activation", None)
+    if head_activation is not None:
+        head.activation = keras.activations.linear
+    x = np.asarray(x, np.float32)
+    try:
+        batch = tf.convert_to_tensor(x[None])
+        with tf.GradientTape() as tape:
+            tape.watch(batch)  # records every op downstream, frozen backbones included
+            outputs = model(batch, training=False)
+            if class_index is None:
+                class_index = 0 if outputs.shape[-1] == 1 else int(tf.argmax(outputs[0]))
+            score = outputs[0, class_index]
+        gradients = tape.gradient(score, captured)
+    finally:
+        for backbone in backbones:
+            backbone.call = originals[backbone.name]
+        if head_activation is not None:
+            head.activation = head_activation
+    size = x.shape[-3:-1]
+    maps = {}
+    for name, feature_maps in captured.items():
+        cams = []
+        for feature_map, gradient in zip(feature_maps, gradients[name]):
+            if gradient is None:
+                raise ValueError(f"No gradient reaches backbone {name!r}; is it on the output's path?")
+            weights = tf.reduce_mean(gradient, axis=(1, 2), keepdims=True)  # (frames, 1, 1, K)
+            cams.extend(tf.nn.relu(tf.reduce_sum(weights * feature_map, axis=-1)).numpy())
+        frames = np.stack([_resize_normalise(cam, size) for cam in cams])
+        maps[name] = frames[0] if x.ndim == 3 else frames  # (H, W) or (T, H, W)
+    combined = np.mean(list(maps.values()), axis=0)
+    return {"maps": maps, "combined": combined, "class_index": int(class_index), "score": float(score)}
+
+
+def _resize_normalise(cam, size):
+    """Upsamples a CAM to the input size and scales it min-max to [0, 1] (flat maps give 0)."""
+    import cv2
+
+    cam = cv2.resize(np.asarray(cam, np.float32), (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    low, high = cam.min(), cam.max()
+    return (cam - low) / (high - low) if high > low else np.zeros_like(cam)
+
+
+def overlay_heatmap(image, heatmap, alpha=0.4):
+    """Blends a [0, 1] heat map (jet colours) over an RGB 0..255 image; returns uint8 RGB."""
+    import cv2
+
+    colours = cv2.applyColorMap(np.uint8(255 * np.clip(heatmap, 0, 1)), cv2.COLORMAP_JET)[..., ::-1]
+    image = np.asarray(image, np.float32)
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    return np.uint8(np.clip((1 - alpha) * image + alpha * colours, 0, 255))
+
+
+def save_overlay(image, heatmap, path, alpha=0.4):
+    """Writes `overlay_heatmap(image, heatmap)` as a PNG, atomically."""
+    import cv2
+
+    from medzoo.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(tmp, overlay_heatmap(image, heatmap, alpha)[..., ::-1]):
+            raise OSError(f"{path}: could not write the PNG.")
+    return path

@@ -1,0 +1,99 @@
+"""`medzoo experiment`: R replicates of each config (and each grid cell), one CSV row per run.
+
+A config file may add two keys to the training settings: `replicates` (R,
+default 3) and `grid` ({"model_kwargs.backbone": [...], "model_kwargs.pooling":
+[...]}: every combination is a cell, as S4's backbone x pooling table).
+Replicate r uses seed r, which also draws its train/validation split by id.
+"""
+
+import csv
+import itertools
+import os
+
+from medzoo.io.atomic import atomic_path
+
+METRIC_COLUMNS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "wmcll")
+
+
+def grid_cells(grid):
+    """[(cell name, overrides dict)] for every combination of a grid ({dotted key: values})."""
+    from medzoo.train.config import dotted
+
+    if not grid:
+        return [("base", [])]
+    keys = sorted(grid)
+    cells = []
+    for values in itertools.product(*(grid[key] for key in keys)):
+        name = "-".join(f"{key.split('.')[-1]}={value}" for key, value in zip(keys, values))
+        cells.append((name, [dotted(key, value) for key, value in zip(keys, values)]))
+    return cells
+
+
+def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose=0):
+    """Trains and evaluates every config x grid cell x replicate; returns the CSV rows.
+
+    Each run lives in out_dir/<config>/<cell>/replicate<r>/ (resumable: a run
+    whose metrics exist is read back, not retrained); rows go to
+    out_dir/experiment.csv, written after every run.
+    """
+    import json
+
+    import numpy as np
+
+    from medzoo.train.config import read_config_file, resolve_config
+    from medzoo.train.fit import fit
+
+    rows = []
+    csv_path = os.path.join(out_dir, "experiment.csv")
+    for config_path in config_paths:
+        raw = read_config_file(config_path)
+        count = replicates or raw.pop("replicates", 3)
+        raw.pop("replicates", None)
+        grid = raw.pop("grid", None)
+        config_name = os.path.splitext(os.path.basename(config_path))[0]
+        for cell, cell_overrides in grid_cells(grid):
+            for replicate in range(count):
+                run_dir = os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
+                metrics_path = os.path.join(run_dir, "evaluation", "metrics.json")
+                if not os.path.isfile(metrics_path):
+                    config = resolve_config(None, [raw, *cell_overrides, {"seed": replicate}, *overrides])
+                    fit(config, run_dir, verbose=verbose)
+                    evaluate_validation(run_dir, config)
+                with open(metrics_path) as handle:
+                    items = json.load(handle)["items"]
+                row = {"config": config_name, "cell": cell, "replicate": replicate}
+                for column in METRIC_COLUMNS:
+                    value = items.get(column, items.get("macro", {}).get(column))
+                    row[column] = None if value is None else float(np.round(value, 6))
+                rows.append(row)
+                write_rows(csv_path, rows)
+    return rows
+
+
+def evaluate_validation(run_dir, config):
+    """Evaluates a run on its own validation split (the one `fit` drew by id)."""
+    import keras
+    import numpy as np
+
+    from medzoo.data.datasets import image_dataset
+    from medzoo.evaluate.run import evaluate_predictions
+    from medzoo.export.run_files import read_labels
+    from medzoo.train.fit import load_training_data
+
+    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), compile=False)
+    _, val, names = load_training_data(config)
+    if val is None:
+        raise ValueError("experiments need a validation split: set data.val or data.val_fraction.")
+    dataset = image_dataset(*val, image_size=model.inputs[0].shape[1], batch_size=32, cache=False)
+    probabilities = np.concatenate([model.predict_on_batch(batch["image"]) for batch in dataset])
+    return evaluate_predictions(np.asarray(val[1]), probabilities, np.asarray(val[2]),
+                                read_labels(os.path.join(run_dir, "labels.json")),
+                                os.path.join(run_dir, "evaluation"))
+
+
+def write_rows(path, rows):
+    """Writes experiment rows as CSV, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

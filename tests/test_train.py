@@ -1,0 +1,272 @@
+"""Training runs (resume after a kill, distribution), evaluation metrics against scikit-learn /
+scipy / hand-computed values, experiments, tuning and Grad-CAM; tiny models on real photos."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import numpy as np
+import pytest
+from scipy import stats
+
+from medzoo.cli import main
+from medzoo.evaluate import (
+    aggregate_by_id,
+    classification_metrics,
+    compare_replicates,
+    equal_error_rate,
+    wmcll,
+)
+from tests.conftest import real_photos
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = {"backbone": "mobilenet_v3_small", "input_shape": [32, 32, 3]}
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """24 real photos (shifted copies) in two class folders, 8 patients each with 1-2 images."""
+    root = tmp_path_factory.mktemp("images")
+    for index, photo in enumerate(list(real_photos(48).astype(np.uint8)) * 3):
+        label = "bright" if photo.mean() > 100 else "dark"
+        os.makedirs(root / label, exist_ok=True)
+        cv2.imwrite(str(root / label / f"img{index}.png"), np.roll(photo, 5 * index, axis=1)[..., ::-1])
+    return root
+
+
+def tiny_config(image_folder, **changes):
+    config = {"model": "transfer_classifier", "model_kwargs": TINY, "epochs": 2, "batch_size": 8,
+              "data": {"train": str(image_folder), "val_fraction": 0.25}, "seed": 0}
+    config.update(changes)
+    return config
+
+
+def test_fit_writes_a_complete_run_folder_and_evaluates(image_folder, tmp_path, capsys):
+    from medzoo.train import fit
+
+    run = tmp_path / "run"
+    config = tiny_config(image_folder, swa_start_epoch=0, ema=True,
+                         fine_tune={"epochs": 1, "trainable_layers": 4, "learning_rate": 1e-4},
+                         data={"train": str(image_folder), "val_fraction": 0.25, "augment": "stroke",
+                               "balance": "class_weights"})
+    result = fit(config, str(run), verbose=0)
+    assert len(result["history"]["loss"]) == 3 and len(result["history"]["val_loss"]) == 3
+    written = set(os.listdir(run))
+    assert {"run_config.json", "history.csv", "model.keras", "labels.json", "export_samples.npz",
+            "training.png", "checkpoints"} <= written
+    assert {"best.keras", "last.keras"} <= set(os.listdir(run / "checkpoints"))
+    recorded = json.loads((run / "run_config.json").read_text())
+    assert recorded["config"]["fine_tune"]["trainable_layers"] == 4 and "keras" in recorded["versions"]
+    assert json.loads((run / "labels.json").read_text()) == ["bright", "dark"]
+
+    assert main(["evaluate", str(run), "--data", str(image_folder)]) == 0
+    assert "patients" in capsys.readouterr().out
+    metrics = json.loads((run / "evaluation" / "metrics.json").read_text())
+    assert metrics["items"]["samples"] == 24 and 0 <= metrics["items"]["accuracy"] <= 1
+    assert {"roc.png", "pr.png", "confusion.png", "patient_confusion.png"} <= set(os.listdir(run / "evaluation"))
+
+
+KILLABLE_RUN = textwrap.dedent("""
+    import os, signal, sys, json
+    import keras
+    sys.path.insert(0, {repo!r})
+    from medzoo.train import fit
+
+    class KillDuringEpoch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == {kill_epoch} and batch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    config = json.loads({config!r})
+    fit(config, sys.argv[1], callbacks=[KillDuringEpoch()], verbose=0)
+""")
+
+
+def run_script(source, *args, env=None):
+    return subprocess.run([sys.executable, "-c", source, *args], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+
+
+def final_weights(run_dir):
+    import keras
+
+    return keras.saving.load_model(os.path.join(run_dir, "model.keras"), compile=False).get_weights()
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_weights(image_folder, tmp_path):
+    config = json.dumps(tiny_config(image_folder, epochs=3, early_stopping_patience=None,
+                                    reduce_lr_patience=None))
+    killed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=1, config=config), str(tmp_path / "a"))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not (tmp_path / "a" / "model.keras").exists()
+    resumed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "a"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    whole = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "b"))
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    history = (tmp_path / "a" / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]  # epoch 1 redone once
+    for after_resume, uninterrupted in zip(final_weights(tmp_path / "a"), final_weights(tmp_path / "b")):
+        np.testing.assert_allclose(after_resume, uninterrupted, rtol=1e-4, atol=1e-5)
+
+
+DISTRIBUTED_RUN = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    cpus = tf.config.list_physical_devices("CPU")  # two logical CPUs stand in for two GPUs
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, {repo!r})
+    from medzoo.train import fit
+    config = json.loads({config!r})
+    config["distribute"] = sys.argv[2]
+    losses = fit(config, sys.argv[1], verbose=0)["history"]["loss"]
+    print("LOSSES", json.dumps(losses))
+""")
+
+
+def losses_of(done):
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.split("LOSSES", 1)[1])
+
+
+def test_mirrored_training_matches_one_device(image_folder, tmp_path):
+    # A frozen backbone keeps BatchNorm in inference mode, so the replicas' gradients
+    # average to exactly the one-device gradient of the same global batch.
+    config = json.dumps(tiny_config(image_folder, epochs=2, data={"train": str(image_folder), "val_fraction": 0}))
+    script = DISTRIBUTED_RUN.format(repo=REPO, config=config)
+    single = losses_of(run_script(script, str(tmp_path / "one"), "none"))
+    mirrored = losses_of(run_script(script, str(tmp_path / "mirrored"), "mirrored"))
+    np.testing.assert_allclose(mirrored, single, rtol=1e-3)
+
+
+
+def test_multi_worker_is_refused_with_the_reason(monkeypatch):
+    from medzoo.train import choose_strategy
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1", "localhost:2"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    with pytest.raises(NotImplementedError, match="keras-team/keras#20585"):
+        choose_strategy("auto")
+
+
+def test_metrics_match_scikit_learn_and_hand_values():
+    from sklearn import metrics as sk
+
+    y_true = np.array([0, 0, 1, 1, 1, 0, 1, 0])
+    y_prob = np.array([0.1, 0.6, 0.8, 0.4, 0.9, 0.2, 0.7, 0.3])
+    result = classification_metrics(y_true, y_prob, class_names=["neg", "pos"])
+    assert result["accuracy"] == 0.75 and result["confusion_matrix"] == [[3, 1], [1, 3]]
+    assert result["per_class"]["pos"]["recall"] == 0.75 and result["per_class"]["pos"]["specificity"] == 0.75
+    assert result["roc_auc"] == pytest.approx(sk.roc_auc_score(y_true, y_prob))
+    assert result["pr_auc"] == pytest.approx(sk.average_precision_score(y_true, y_prob))
+    assert equal_error_rate(y_true, y_prob) == 0.25
+    youden = classification_metrics(y_true, y_prob, threshold_method="youden")
+    assert youden["accuracy"] >= result["accuracy"]
+    three = classification_metrics([0, 1, 2, 2], [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.5, 0.3, 0.2]])
+    assert three["accuracy"] == 0.75 and three["per_class"]["2"]["recall"] == 0.5
+
+
+def test_wmcll_against_a_hand_computed_example():
+    y_true = [0, 0, 1, 2]
+    y_prob = [[0.7, 0.2, 0.1], [0.5, 0.4, 0.1], [0.2, 0.6, 0.2], [0.1, 0.1, 0.8]]
+    # class 0: mean(log .7, log .5); class 1: log .6; class 2: log .8; weights 1, 2, 1
+    expected = -(1 * np.mean(np.log([0.7, 0.5])) + 2 * np.log(0.6) + 1 * np.log(0.8)) / 4
+    assert wmcll(y_true, y_prob, class_weights=[1, 2, 1]) == pytest.approx(expected)
+    assert wmcll([0, 1], [[1.0, 0.0], [0.0, 1.0]]) < 1e-12  # clipped, finite
+    assert np.isfinite(wmcll([0], [[0.0, 1.0]]))
+
+
+def test_patient_aggregation_on_a_known_table():
+    ids = ["p1", "p1", "p1", "p2", "p2", "p3"]
+    probs = [0.2, 0.9, 0.4, 0.1, 0.3, 0.6]
+    labels = [1, 1, 1, 0, 0, 1]
+    unique, mean, truth = aggregate_by_id(ids, probs, labels, method="mean")
+    assert unique.tolist() == ["p1", "p2", "p3"] and truth.tolist() == [1, 0, 1]
+    np.testing.assert_allclose(mean[:, 1], [0.5, 0.2, 0.6])
+    np.testing.assert_allclose(aggregate_by_id(ids, probs, method="any")[1][:, 1], [0.9, 0.1, 0.6])
+    np.testing.assert_allclose(aggregate_by_id(ids, probs, method="max")[1][:, 1], [0.9 / 1.7, 0.3 / 1.2, 0.6])
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    expected = 1 / (1 + np.exp(-np.mean(logit(np.array([0.2, 0.9, 0.4])))))
+    assert aggregate_by_id(ids, probs, method="mean_logit")[1][0, 1] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="several labels"):
+        aggregate_by_id(["a", "a"], [0.1, 0.2], [0, 1])
+
+
+def test_replicate_statistics_match_scipy():
+    a = [0.91, 0.93, 0.92, 0.94, 0.90, 0.93]
+    b = [0.85, 0.88, 0.86, 0.84, 0.87, 0.86]
+    result = compare_replicates(a, b)
+    assert result["shapiro"]["a"]["p"] == pytest.approx(stats.shapiro(a).pvalue)
+    assert result["levene"]["p"] == pytest.approx(stats.levene(a, b).pvalue)
+    assert result["t_test"]["kind"] == "student"
+    assert result["t_test"]["p"] == pytest.approx(stats.ttest_ind(a, b).pvalue)
+    assert result["mann_whitney"]["p"] == pytest.approx(stats.mannwhitneyu(a, b).pvalue)
+    assert result["power"] > 0.99 and result["cohens_d"] > 2
+    unequal = compare_replicates([0.5, 0.51, 0.49, 0.5, 0.5], [0.2, 0.9, 0.4, 0.8, 0.1])
+    assert unequal["t_test"]["kind"] == "welch"
+    assert unequal["t_test"]["p"] == pytest.approx(
+        stats.ttest_ind([0.5, 0.51, 0.49, 0.5, 0.5], [0.2, 0.9, 0.4, 0.8, 0.1], equal_var=False).pvalue)
+
+
+def test_experiment_replicates_and_tuning(image_folder, tmp_path, capsys):
+    config = tmp_path / "small.yaml"
+    config.write_text(textwrap.dedent(f"""
+        model: transfer_classifier
+        model_kwargs: {{backbone: mobilenet_v3_small, input_shape: [32, 32, 3]}}
+        epochs: 1
+        batch_size: 8
+        data: {{train: {image_folder}, val_fraction: 0.25}}
+        replicates: 2
+        grid: {{model_kwargs.pooling: [avg, max]}}
+    """))
+    out = tmp_path / "experiment"
+    assert main(["experiment", str(config), "--out", str(out), "--replicates", "1"]) == 0
+    rows = (out / "experiment.csv").read_text().splitlines()
+    assert rows[0].startswith("config,cell,replicate,accuracy") and len(rows) == 3
+    assert {row.split(",")[1] for row in rows[1:]} == {"pooling=avg", "pooling=max"}
+    mtime = os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras")
+    assert main(["experiment", str(config), "--out", str(out), "--replicates", "1"]) == 0
+    assert os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras") == mtime
+    capsys.readouterr()
+
+    tuning = ["tune", "--config", str(config).replace("small.yaml", "tune.json"), "--out", str(tmp_path / "tune"),
+              "--trials", "1"]
+    (tmp_path / "tune.json").write_text(json.dumps(tiny_config(image_folder, epochs=1)))
+    assert main(tuning) == 0
+    assert "best val_loss" in capsys.readouterr().out
+    assert main(tuning[:-1] + ["2"]) == 0  # resumes the saved study: one more trial
+    import optuna
+
+    study = optuna.load_study(study_name="medzoo", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}")
+    assert len(study.trials) == 2
+
+
+def test_grad_cam_for_every_family(tmp_path):
+    from medzoo import build_cnn_lstm, build_dual_backbone, build_transfer_classifier
+    from medzoo.explain import grad_cam, save_overlay
+    from medzoo.train import recompute_batchnorm_statistics
+
+    photos = real_photos(64)
+    image_model = build_transfer_classifier(input_shape=(64, 64, 3), num_classes=3)
+    recompute_batchnorm_statistics(image_model, [photos])
+    result = grad_cam(image_model, photos[0], class_index=2)
+    assert result["class_index"] == 2 and result["combined"].shape == (64, 64)
+    assert result["combined"].min() == 0 and result["combined"].max() == 1
+    assert not np.allclose(result["combined"], grad_cam(image_model, photos[1], class_index=2)["combined"])
+    path = save_overlay(photos[0], result["combined"], str(tmp_path / "overlay.png"))
+    assert cv2.imread(path).shape == (64, 64, 3)
+
+    dual = build_dual_backbone(input_shape=(64, 64, 3), backbones=("mobilenet_v3_small", "mobilenet_v2"))
+    recompute_batchnorm_statistics(dual, [photos])
+    maps = grad_cam(dual, photos[0])["maps"]
+    assert sorted(maps) == ["mobilenet_v2", "mobilenet_v3_small"]
+    clip_model = build_cnn_lstm(input_shape=(3, 64, 64, 3), rnn_units=4)
+    assert grad_cam(clip_model, photos[:3])["combined"].shape == (3, 64, 64)
+    with pytest.raises(ValueError, match="no medzoo backbone"):
+        import keras
+
+        grad_cam(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), np.zeros(4))
