@@ -3,6 +3,7 @@ scipy / hand-computed values, experiments, tuning and Grad-CAM; tiny models on r
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -48,7 +49,7 @@ def test_fit_writes_a_complete_run_folder_and_evaluates(image_folder, tmp_path, 
     from medzoo.train import fit
 
     run = tmp_path / "run"
-    config = tiny_config(image_folder, swa_start_epoch=0, ema=True,
+    config = tiny_config(image_folder, swa_start_epoch=0, ema=True, mixed_precision=True,
                          fine_tune={"epochs": 1, "trainable_layers": 4, "learning_rate": 1e-4},
                          data={"train": str(image_folder), "val_fraction": 0.25, "augment": "stroke",
                                "balance": "class_weights"})
@@ -58,6 +59,9 @@ def test_fit_writes_a_complete_run_folder_and_evaluates(image_folder, tmp_path, 
     assert {"run_config.json", "history.csv", "model.keras", "labels.json", "export_samples.npz",
             "training.png", "checkpoints"} <= written
     assert {"best.keras", "last.keras"} <= set(os.listdir(run / "checkpoints"))
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"  # fit restores the policy
     recorded = json.loads((run / "run_config.json").read_text())
     assert recorded["config"]["fine_tune"]["trainable_layers"] == 4 and "keras" in recorded["versions"]
     assert json.loads((run / "labels.json").read_text()) == ["bright", "dark"]
@@ -117,8 +121,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(image_folder, tmp_pat
 DISTRIBUTED_RUN = textwrap.dedent("""
     import json, sys
     import tensorflow as tf
-    cpus = tf.config.list_physical_devices("CPU")  # two logical CPUs stand in for two GPUs
-    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    if sys.argv[2] == "mirrored":  # two logical CPUs stand in for two GPUs
+        cpus = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, {repo!r})
     from medzoo.train import fit
     config = json.loads({config!r})
@@ -144,13 +149,28 @@ def test_mirrored_training_matches_one_device(image_folder, tmp_path):
 
 
 
-def test_multi_worker_is_refused_with_the_reason(monkeypatch):
-    from medzoo.train import choose_strategy
-
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1", "localhost:2"]},
-                                                "task": {"type": "worker", "index": 0}}))
-    with pytest.raises(NotImplementedError, match="keras-team/keras#20585"):
-        choose_strategy("auto")
+def test_multi_worker_training_matches_one_device(image_folder, tmp_path):
+    """Two worker processes on localhost (TF_CONFIG), each with one CPU replica."""
+    config = json.dumps(tiny_config(image_folder, epochs=2, data={"train": str(image_folder), "val_fraction": 0}))
+    script = DISTRIBUTED_RUN.format(repo=REPO, config=config)
+    single = losses_of(run_script(script, str(tmp_path / "one"), "none"))
+    with socket.socket() as first, socket.socket() as second:  # two free ports
+        first.bind(("localhost", 0))
+        second.bind(("localhost", 0))
+        ports = [first.getsockname()[1], second.getsockname()[1]]
+    workers = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": [f"localhost:{port}" for port in ports]},
+                     "task": {"type": "worker", "index": index}}
+        workers.append(subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path / f"worker{index}"), "multi_worker"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "2"}))
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    for out, _ in outputs:
+        np.testing.assert_allclose(json.loads(out.split("LOSSES", 1)[1]), single, rtol=1e-3)
 
 
 def test_metrics_match_scikit_learn_and_hand_values():
@@ -243,6 +263,43 @@ def test_experiment_replicates_and_tuning(image_folder, tmp_path, capsys):
 
     study = optuna.load_study(study_name="medzoo", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}")
     assert len(study.trials) == 2
+
+
+def test_grad_cam_follows_the_bright_square():
+    """A classifier trained to spot a bright square: its Grad-CAM's centre of mass moves
+    with the square (96 px: MobileNetV3Small's last map is 3x3, so the test compares
+    positions rather than asking for the peak inside the square)."""
+    import keras
+
+    from medzoo import build_transfer_classifier
+    from medzoo.explain import grad_cam
+    from medzoo.train import recompute_batchnorm_statistics
+
+    side, square = 96, 24
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 60, (160, side, side, 3)).astype(np.float32)
+    labels = np.arange(160) % 2
+    for image, label, (y, x) in zip(images, labels, rng.integers(0, side - square, (160, 2))):
+        if label:
+            image[y : y + square, x : x + square] = 255
+    model = build_transfer_classifier(backbone="mobilenet_v3_small", input_shape=(side, side, 3),
+                                      freeze_backbone=False)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    model.fit(images, labels, epochs=4, batch_size=16, verbose=0)
+    recompute_batchnorm_statistics(model, [images[i : i + 32] for i in range(0, 160, 32)])
+
+    def centre_of_mass(y0, x0):
+        test = rng.uniform(0, 60, (side, side, 3)).astype(np.float32)
+        test[y0 : y0 + square, x0 : x0 + square] = 255
+        heat = grad_cam(model, test, class_index=1)["combined"]
+        rows, columns = np.mgrid[:side, :side]
+        return (heat * rows).sum() / heat.sum(), (heat * columns).sum() / heat.sum()
+
+    far = side - square - 2
+    top_left, bottom_right = centre_of_mass(2, 2), centre_of_mass(far, far)
+    top_right, bottom_left = centre_of_mass(2, far), centre_of_mass(far, 2)
+    assert top_left[0] < bottom_right[0] and top_left[1] < bottom_right[1]
+    assert top_right[0] < bottom_left[0] and top_right[1] > bottom_left[1]
 
 
 def test_grad_cam_for_every_family(tmp_path):

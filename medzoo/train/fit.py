@@ -31,18 +31,23 @@ def make_optimizer(name, learning_rate, weight_decay=None, ema=False):
     return classes[name](**options)
 
 
+def from_logits(model):
+    """True when the model's output layer has no squashing activation (it outputs logits)."""
+    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", None)
+    return activation in (None, "linear")
+
+
 def loss_and_metrics(model, loss="auto"):
     """Cross-entropy matching the model's output (one unit: binary; logits inferred), and metrics."""
     import keras
 
-    activation = getattr(getattr(model.layers[-1], "activation", None), "__name__", None)
-    from_logits = activation in (None, "linear")
+    logits = from_logits(model)
     binary = model.outputs[0].shape[-1] == 1
     if loss == "auto":
-        loss = (keras.losses.BinaryCrossentropy(from_logits=from_logits) if binary
-                else keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
-    metrics = ([keras.metrics.BinaryAccuracy(threshold=0.0 if from_logits else 0.5, name="accuracy"),
-                keras.metrics.AUC(from_logits=from_logits, name="auc")] if binary
+        loss = (keras.losses.BinaryCrossentropy(from_logits=logits) if binary
+                else keras.losses.SparseCategoricalCrossentropy(from_logits=logits))
+    metrics = ([keras.metrics.BinaryAccuracy(threshold=0.0 if logits else 0.5, name="accuracy"),
+                keras.metrics.AUC(from_logits=logits, name="auc")] if binary
                else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     return loss, metrics
 
@@ -131,25 +136,38 @@ def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1
         dict with history (per-epoch lists), model_path and run_dir.
     """
     import keras
-    import tensorflow as tf
 
-    from medzoo.data.datasets import class_weights, image_dataset, oversample
-    from medzoo.evaluate.plots import plot_history
     from medzoo.export.sidecar import library_versions
-    from medzoo.models import create_model, get_model_info
-    from medzoo.models.backbones import BACKBONES, set_backbone_trainable
-    from medzoo.models.common import iter_layers
-    from medzoo.train.callbacks import StochasticWeightAveraging
     from medzoo.train.config import DEFAULTS, merge
-    from medzoo.train.strategy import choose_strategy
 
     config = merge(DEFAULTS, config)
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
     write_bytes_atomic(os.path.join(run_dir, "run_config.json"),
                        json.dumps({"config": config, "versions": library_versions()}, indent=2, default=str))
     keras.utils.set_random_seed(config["seed"])
+    previous_policy = keras.mixed_precision.global_policy()
     if config["mixed_precision"]:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        return _fit(config, run_dir, train_data, val_data, callbacks, verbose)
+    finally:  # the policy is process-wide: give the caller back the one it had
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _fit(config, run_dir, train_data, val_data, callbacks, verbose):
+    """`fit` after the run folder, seed and precision policy are set."""
+    import keras
+    import tensorflow as tf
+
+    from medzoo.data.datasets import class_weights, image_dataset, oversample
+    from medzoo.evaluate.plots import plot_history
+    from medzoo.models import create_model, get_model_info
+    from medzoo.models.backbones import BACKBONES, set_backbone_trainable
+    from medzoo.models.common import iter_layers
+    from medzoo.train.callbacks import StochasticWeightAveraging
+    from medzoo.train.multi_worker import fit_multi_worker
+    from medzoo.train.strategy import choose_strategy
+
     strategy = choose_strategy(config["distribute"])
     with strategy.scope():
         model = create_model(config["model"], **config["model_kwargs"])
@@ -223,11 +241,17 @@ def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1
         if config["swa_start_epoch"] is not None and phase == phase_names[-1]:
             calibration = train_data.batch(batch_size).map(lambda e: e[inputs_key])
             phase_callbacks.append(StochasticWeightAveraging(config["swa_start_epoch"], lambda: calibration))
-        model.fit(
-            train_stream(start, last_epoch), validation_data=val_pairs, initial_epoch=first_epoch,
-            epochs=last_epoch, steps_per_epoch=steps, callbacks=phase_callbacks + list(callbacks),
-            verbose=verbose,
-        )
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            resumed = resume_epoch(backup)  # the Keras callback restores weights, the loop the epoch
+            fit_multi_worker(model, strategy, train_stream(start, last_epoch), steps, max(first_epoch, resumed),
+                             last_epoch, loss, from_logits(model), val_pairs,
+                             phase_callbacks + list(callbacks), batch_size)
+        else:
+            model.fit(
+                train_stream(start, last_epoch), validation_data=val_pairs, initial_epoch=first_epoch,
+                epochs=last_epoch, steps_per_epoch=steps, callbacks=phase_callbacks + list(callbacks),
+                verbose=verbose,
+            )
         with atomic_path(finished) as tmp:
             model.save_weights(tmp)
 

@@ -8,10 +8,10 @@ def choose_strategy(distribute="auto"):
     """Returns a tf.distribute strategy.
 
     Args:
-        distribute: "auto" (MirroredStrategy when several GPUs are visible,
+        distribute: "auto" (MultiWorkerMirroredStrategy when TF_CONFIG names
+            several workers, MirroredStrategy when several GPUs are visible,
             else the default one-device strategy), "none", "mirrored" (all local
-            GPUs, or all logical CPUs when there is no GPU) or "multi_worker"
-            (TF_CONFIG workers: refused with an explanation, see below).
+            GPUs, or all logical CPUs when there is no GPU) or "multi_worker".
 
     Example:
         >>> choose_strategy("none").num_replicas_in_sync
@@ -24,15 +24,7 @@ def choose_strategy(distribute="auto"):
         raise ValueError(f"distribute must be one of {choices}, got {distribute!r}.")
     workers = len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", []))
     if distribute == "multi_worker" or (distribute == "auto" and workers > 1):
-        # Checked here with TF 2.21 / Keras 3.15: Model.fit under this strategy fails
-        # inside Keras (PerReplica batches reach the symbolic build, then the metric
-        # reduction), even for a one-Dense model: keras-team/keras#20585.
-        raise NotImplementedError(
-            "Multi-worker training needs tf.distribute.MultiWorkerMirroredStrategy, which "
-            "Keras 3's Model.fit does not support (keras-team/keras#20585, "
-            "tensorflow/tensorflow#72388). Train on one machine (distribute='auto' uses all "
-            "its GPUs through MirroredStrategy)."
-        )
+        return tf.distribute.MultiWorkerMirroredStrategy()  # fit() trains it with its own loop
     gpus = tf.config.list_logical_devices("GPU")
     if distribute == "mirrored":
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
