@@ -71,6 +71,10 @@ def _experiment(args):
         values = " ".join("        -" if row[c] is None else f"{row[c]:9.4f}" for c in METRIC_COLUMNS)
         print(f"{row['config']:16s} {row['cell']:28s} {row['replicate']:3d} {values}")
     print(f"wrote {os.path.join(args.out, 'experiment.csv')}")
+    if args.compare:
+        from medzoo.train.experiment import compare_groups
+
+        print(compare_groups(rows, args.out))
     return 0
 
 
@@ -206,6 +210,8 @@ def build_parser():
     experiment.add_argument("--out", required=True, help="experiment folder")
     experiment.add_argument("--replicates", type=int, help="override each config's replicates")
     experiment.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    experiment.add_argument("--compare", action="store_true",
+                            help="statistics and box plots for the first two configs/cells (S3's tables)")
     experiment.set_defaults(run=_experiment)
 
     tune_parser = commands.add_parser("tune", help="Optuna search over lr, optimizer, dropout, weight decay")

@@ -180,6 +180,8 @@ def test_letterbox_maps_boxes():
     "medzoo.io.atomic", "medzoo.io.dicom", "medzoo.io.image", "medzoo.io.video", "medzoo.io.volume",
     "medzoo.data.augment", "medzoo.data.datasets", "medzoo.data.preprocess", "medzoo.data.sequences",
     "medzoo.data.splits", "medzoo.data.video", "medzoo.export.sidecar", "medzoo.export.api",
+    "medzoo.evaluate.metrics", "medzoo.evaluate.aggregate", "medzoo.evaluate.stats",
+    "medzoo.train.config", "medzoo.train.strategy", "medzoo.bench.throughput",
 ])
 def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -242,14 +242,19 @@ def test_experiment_replicates_and_tuning(image_folder, tmp_path, capsys):
         data: {{train: {image_folder}, val_fraction: 0.25}}
         replicates: 2
         grid: {{model_kwargs.pooling: [avg, max]}}
+        early_stopping_patience: null
+        reduce_lr_patience: null
     """))
     out = tmp_path / "experiment"
-    assert main(["experiment", str(config), "--out", str(out), "--replicates", "1"]) == 0
+    assert main(["experiment", str(config), "--out", str(out), "--replicates", "3", "--compare"]) == 0
     rows = (out / "experiment.csv").read_text().splitlines()
-    assert rows[0].startswith("config,cell,replicate,accuracy") and len(rows) == 3
+    assert rows[0].startswith("config,cell,replicate,accuracy") and len(rows) == 7
+    tables = (out / "comparison.md").read_text()
+    assert "Table I: Shapiro-Wilk" in tables and "Table IV: Mann-Whitney U" in tables
+    assert (out / "replicates_accuracy.png").exists()
     assert {row.split(",")[1] for row in rows[1:]} == {"pooling=avg", "pooling=max"}
     mtime = os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras")
-    assert main(["experiment", str(config), "--out", str(out), "--replicates", "1"]) == 0
+    assert main(["experiment", str(config), "--out", str(out), "--replicates", "3"]) == 0
     assert os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras") == mtime
     capsys.readouterr()
 

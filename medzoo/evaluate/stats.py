@@ -75,3 +75,40 @@ def compare_replicates(a, b, alpha=0.05):
         "power": t_test_power(effect, len(a), len(b), alpha),
         "alpha": alpha,
     }
+
+
+def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05):
+    """S3's Tables I-IV as markdown: Shapiro-Wilk, Levene, t-test with power, Mann-Whitney U.
+
+    Args:
+        samples_a, samples_b: {metric: list of replicate values} for two models.
+        names: (str, str). The models' names. Defaults to ("A", "B").
+
+    Returns:
+        (markdown text, {metric: compare_replicates result}).
+
+    Example:
+        >>> text, _ = replicate_tables({"accuracy": [0.9, 0.91, 0.92]}, {"accuracy": [0.8, 0.82, 0.81]})
+        >>> text.splitlines()[0]
+        '### Table I: Shapiro-Wilk normality test'
+    """
+    results = {metric: compare_replicates(samples_a[metric], samples_b[metric], alpha)
+               for metric in samples_a if metric in samples_b}
+    a, b = names
+    lines = ["### Table I: Shapiro-Wilk normality test", "",
+             f"| metric | {a} W | {a} p | {b} W | {b} p |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {m} | {r['shapiro']['a']['statistic']:.4f} | {r['shapiro']['a']['p']:.4f} | "
+              f"{r['shapiro']['b']['statistic']:.4f} | {r['shapiro']['b']['p']:.4f} |" for m, r in results.items()]
+    lines += ["", "### Table II: Levene's test for equal variances", "", "| metric | statistic | p |",
+              "| --- | ---: | ---: |"]
+    lines += [f"| {m} | {r['levene']['statistic']:.4f} | {r['levene']['p']:.4f} |" for m, r in results.items()]
+    lines += ["", "### Table III: t-test and power (Cohen's d)", "",
+              "| metric | test | t | p | d | power | significant |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines += [f"| {m} | {r['t_test']['kind']} | {r['t_test']['statistic']:.4f} | {r['t_test']['p']:.4g} | "
+              f"{r['cohens_d']:.3f} | {r['power']:.3f} | {'yes' if r['t_test']['significant'] else 'no'} |"
+              for m, r in results.items()]
+    lines += ["", "### Table IV: Mann-Whitney U test", "", "| metric | U | p | significant |",
+              "| --- | ---: | ---: | --- |"]
+    lines += [f"| {m} | {r['mann_whitney']['statistic']:.1f} | {r['mann_whitney']['p']:.4g} | "
+              f"{'yes' if r['mann_whitney']['significant'] else 'no'} |" for m, r in results.items()]
+    return "\n".join(lines) + "\n", results

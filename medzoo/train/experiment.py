@@ -97,3 +97,29 @@ def write_rows(path, rows):
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f1")):
+    """Compares the first two (config, cell) groups of experiment rows over their replicates.
+
+    Writes comparison.md (S3's Tables I-IV) and a box plot per metric
+    (replicates_<metric>.png); returns the markdown text.
+    """
+    from medzoo.evaluate.plots import plot_replicates
+    from medzoo.evaluate.stats import replicate_tables
+
+    groups = {}
+    for row in rows:
+        groups.setdefault(f"{row['config']}/{row['cell']}", []).append(row)
+    if len(groups) < 2:
+        raise ValueError("comparing needs two configs or grid cells in the experiment.")
+    (name_a, rows_a), (name_b, rows_b) = list(groups.items())[:2]
+    samples = [{m: [r[m] for r in rows_] for m in metrics if all(r[m] is not None for r in rows_)}
+               for rows_ in (rows_a, rows_b)]
+    text, _ = replicate_tables(samples[0], samples[1], (name_a, name_b))
+    with atomic_path(os.path.join(out_dir, "comparison.md")) as tmp, open(tmp, "w") as handle:
+        handle.write(text)
+    for metric in samples[0]:
+        plot_replicates({name_a: samples[0][metric], name_b: samples[1][metric]},
+                        os.path.join(out_dir, f"replicates_{metric}.png"), metric)
+    return text
