@@ -42,12 +42,18 @@ class LabelMap:
         write_bytes_atomic(path, json.dumps({n: i for i, n in enumerate(self.names)}, indent=2))
 
     @classmethod
+    def from_names(cls, ordered_names):
+        """A map that keeps `ordered_names`' order (e.g. a run's labels.json)."""
+        label_map = cls([])
+        label_map.names = [str(name) for name in ordered_names]
+        return label_map
+
+    @classmethod
     def load(cls, path):
+        """Reads a label map saved by `save` ({name: index})."""
         with open(path) as handle:
             mapping = json.load(handle)
-        label_map = cls([])
-        label_map.names = [name for name, _ in sorted(mapping.items(), key=lambda item: item[1])]
-        return label_map
+        return cls.from_names(name for name, _ in sorted(mapping.items(), key=lambda item: item[1]))
 
 
 def scan_class_folders(root):

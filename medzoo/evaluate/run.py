@@ -23,8 +23,7 @@ def load_evaluation_data(source, label_names, input_shape, batch_size=32):
         paths, names, ids = found["path"], found["label"], found["id"]
     else:
         paths, names, ids = scan_class_folders(source)
-    label_map = LabelMap(label_names)
-    label_map.names = list(label_names)
+    label_map = LabelMap.from_names(label_names) if label_names else LabelMap(names)
     dataset = image_dataset(paths, label_map.indices(names), ids, image_size=input_shape[0],
                             batch_size=batch_size, cache=False)
     return dataset, "image"
