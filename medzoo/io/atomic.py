@@ -10,7 +10,8 @@ import tempfile
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it onto `path` on success.
 
-    The temporary name keeps `path`'s suffix (Keras checks ".keras").
+    The temporary file keeps `path`'s name (Keras checks ".keras") inside a
+    private folder beside it, and is created by the caller with normal permissions.
 
     Example:
         >>> import os, tempfile
@@ -20,21 +21,9 @@ def atomic_path(path):
         >>> open(target).read()
         'done'
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(
-        dir=directory, prefix=".tmp-", suffix=os.path.basename(path)
-    )
-    os.close(handle)
-    try:
+    with staging_path(path) as tmp:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_bytes_atomic(path, data):
