@@ -242,10 +242,10 @@ def _fit(config, run_dir, train_data, val_data, callbacks, verbose):
             calibration = train_data.batch(batch_size).map(lambda e: e[inputs_key])
             phase_callbacks.append(StochasticWeightAveraging(config["swa_start_epoch"], lambda: calibration))
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            resumed = resume_epoch(backup)  # the Keras callback restores weights, the loop the epoch
-            fit_multi_worker(model, strategy, train_stream(start, last_epoch), steps, max(first_epoch, resumed),
-                             last_epoch, loss, from_logits(model), val_pairs,
-                             phase_callbacks + list(callbacks), batch_size)
+            # BackupAndRestore restores the weights; the loop starts at the resumed epoch.
+            fit_multi_worker(model, strategy, train_stream(start, last_epoch), steps, start, last_epoch,
+                             loss, from_logits(model), val_pairs, phase_callbacks + list(callbacks),
+                             batch_size)
         else:
             model.fit(
                 train_stream(start, last_epoch), validation_data=val_pairs, initial_epoch=first_epoch,
