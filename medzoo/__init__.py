@@ -10,16 +10,23 @@ Example:
 __version__ = "0.1.0"
 
 from medzoo.errors import InputError, WeightsDownloadError
-from medzoo.models import (
-    build_cnn_lstm,
-    build_dual_backbone,
-    build_transfer_classifier,
-    create_model,
-    get_model_info,
-    list_backbones,
-    list_models,
-    register_model,
+from medzoo.lazy import lazy_attributes
+
+_MODEL_API = (
+    "build_cnn_lstm",
+    "build_dual_backbone",
+    "build_transfer_classifier",
+    "create_model",
+    "get_model_info",
+    "list_backbones",
+    "list_models",
+    "load_model",
+    "register_model",
 )
+
+# Models (and TensorFlow) load on first use, so `import medzoo.io` or a LiteRT-only
+# runner does not pay TensorFlow's start-up.
+__getattr__ = lazy_attributes("medzoo", {name: "models" for name in _MODEL_API})
 
 __all__ = [
     "InputError",
@@ -31,5 +38,6 @@ __all__ = [
     "get_model_info",
     "list_backbones",
     "list_models",
+    "load_model",
     "register_model",
 ]

@@ -32,9 +32,9 @@ def _info(args):
 def _backbones(args):
     from medzoo.models.backbones import BACKBONES
 
-    print(f"{'backbone':20s} {'size':>4s} {'min':>4s}  expects")
+    print(f"{'backbone':24s} {'size':>4s} {'min':>4s}  expects")
     for name, spec in sorted(BACKBONES.items()):
-        print(f"{name:20s} {spec.default_size:4d} {spec.min_size:4d}  {spec.input_range}")
+        print(f"{name:24s} {spec.default_size:4d} {spec.min_size:4d}  {spec.input_range}")
     return 0
 
 
@@ -97,6 +97,33 @@ def _prepare_video(args):
     for failure in summary["failed"]:
         print(f"  {failure}", file=sys.stderr)
     return 1 if summary["failed"] else 0
+
+
+def _tile(args):
+    from medzoo.data.slide_tiling import tile_slides
+
+    summary = tile_slides(args.source, args.out, args.size, args.min_tissue, args.level, args.stride,
+                          args.backend)  # fmt: skip
+    print(f"tiled {len(summary['tiled'])}, skipped {len(summary['skipped'])} (done already), "
+          f"failed {len(summary['failed'])}; {summary['tiles']} tiles listed in {summary['csv']}")
+    for path, message in summary["failed"].items():
+        print(f"  {message}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
+def _slide(args):
+    import json
+
+    from medzoo.pipelines.slide import SlidePipeline, run_slide_pipeline
+
+    pipeline = SlidePipeline(args.background, args.origin, class_names=args.classes, tile_size=args.size,
+                             level=args.level, min_tissue=args.min_tissue, backend=args.backend,
+                             num_threads=args.threads)  # fmt: skip
+    summary = run_slide_pipeline(args.source, args.out, pipeline, args.patients, args.aggregate,
+                                 args.class_weights)  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    print(f"wrote {args.out}/: {', '.join(sorted(os.listdir(args.out)))}")
+    return 0
 
 
 def _export(args):
@@ -168,6 +195,13 @@ def format_streaming_latency(directory, clip_shape, runs):
     )
 
 
+def _slide_options(parser):
+    parser.add_argument("--size", type=int, default=600, help="tile side at --level (default: 600, S5)")
+    parser.add_argument("--min-tissue", type=float, default=0.3, help="Otsu tissue fraction (default: 0.3)")
+    parser.add_argument("--level", type=int, default=0, help="pyramid level (default: 0)")
+    parser.add_argument("--backend", choices=("tifffile", "openslide"), default="tifffile")
+
+
 def build_parser():
     """Returns the argument parser of the `medzoo` command."""
     parser = argparse.ArgumentParser(prog="medzoo", description=__doc__)
@@ -231,6 +265,27 @@ def build_parser():
     prepare.add_argument("--size", type=int, default=224, help="frame side (default: 224)")
     prepare.add_argument("--faces", action="store_true", help="crop the MTCNN face of each frame")
     prepare.set_defaults(run=_prepare_video)
+
+    tile = commands.add_parser("tile", help="cut slides into tissue tiles (PNG + tiles.csv), resumable")
+    tile.add_argument("source", help="a slide (.svs, .tif, ...) or a folder of slides")
+    tile.add_argument("out", help="output folder: <slide id>/ tiles and tiles.csv")
+    _slide_options(tile)
+    tile.add_argument("--stride", type=int, help="step between tiles (default: --size, no overlap)")
+    tile.set_defaults(run=_tile)
+
+    slide = commands.add_parser("slide", help="two-stage slide pipeline: background -> origin -> patient")
+    slide.add_argument("source", help="a slide or a folder of slides")
+    slide.add_argument("--background", required=True, help="stage 1 model (.keras, .tflite or .onnx)")
+    slide.add_argument("--origin", help="stage 2 model (same kinds); without it, stage 1 only")
+    slide.add_argument("--classes", nargs="+", default=["CE", "LAA"], help="stage 2 classes (default: CE LAA)")
+    slide.add_argument("--patients", help="CSV: slide, patient[, label] (default: one patient per slide)")
+    slide.add_argument("--aggregate", default="mean", choices=("mean", "max", "mean_logit"),
+                       help="tiles -> patient (default: mean)")
+    slide.add_argument("--class-weights", nargs="+", type=float, help="WMCLL weights (default: all 1)")
+    slide.add_argument("--threads", type=int, help="LiteRT / ONNX Runtime threads")
+    slide.add_argument("--out", default="slide_output", help="output folder (default: slide_output)")
+    _slide_options(slide)
+    slide.set_defaults(run=_slide)
 
     from medzoo.export.api import FORMATS
 

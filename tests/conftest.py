@@ -10,29 +10,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from medzoo.data.samples import sample_photos as real_photos  # noqa: E402, F401
 from medzoo.models import get_model_info  # noqa: E402
 from medzoo.models.backbones import get_backbone_spec  # noqa: E402
-
-
-def real_photos(size, count=8):
-    """Real photographs from scikit-image, resized to (count, size, size, 3) float32 0..255."""
-    import skimage.data
-    from skimage.transform import resize
-
-    gray = lambda image: np.dstack([image] * 3)  # noqa: E731
-    photos = [
-        skimage.data.astronaut(),
-        skimage.data.chelsea(),
-        skimage.data.coffee(),
-        skimage.data.rocket(),
-        gray(skimage.data.camera()),
-        skimage.data.immunohistochemistry(),
-        gray(skimage.data.moon()),
-        skimage.data.hubble_deep_field(),
-    ][:count]
-    return np.stack(
-        [resize(p, (size, size), anti_aliasing=True, preserve_range=True) for p in photos]
-    ).astype(np.float32)
 
 
 def tiny_side(backbones, size=32):

@@ -1,5 +1,6 @@
 """Latency statistics are ordered and count what they say; throughput helpers."""
 
+import os
 import time
 
 import numpy as np
@@ -34,3 +35,114 @@ def test_dataset_and_train_step_rates():
     row = rate_row("p", "images", 30.0, 10.0)
     assert row["ratio"] == 3.0 and row["meets_3x"]
     assert not rate_row("p", "clips", 20.0, 10.0)["meets_3x"]
+
+
+def _tiny_conv_model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+
+
+def _check_stats(stats, batch):
+    assert stats["p50_ms"] <= stats["p90_ms"] <= stats["p99_ms"]
+    assert stats["batch"] == batch and stats["runs"] == 5
+    assert stats["throughput_per_s"] == pytest.approx(batch * 1e3 / stats["mean_ms"])
+    assert stats["init_ms"] >= 0 and stats["first_ms"] > 0 and stats["peak_rss_mb"] > 0
+
+
+def test_latency_on_keras_litert_and_onnx(tmp_path):
+    from medzoo.bench import latency
+    from medzoo.export import convert_to_litert, convert_to_onnx
+
+    model = _tiny_conv_model()
+    _check_stats(latency(model, runtime="keras_call", batch=2, warmup=1, runs=5), batch=2)
+    _check_stats(latency(model, warmup=1, runs=5), batch=1)  # Model.predict by default
+    for suffix, convert in ((".tflite", convert_to_litert), (".onnx", convert_to_onnx)):
+        path = str(tmp_path / f"tiny{suffix}")
+        with open(path, "wb") as handle:
+            handle.write(convert(model))
+        stats = latency(path, threads=1, warmup=1, runs=5)  # runtime from the suffix
+        _check_stats(stats, batch=1)
+        assert stats["runtime"] == {".tflite": "litert", ".onnx": "onnxruntime"}[suffix]
+        assert stats["file_mb"] == pytest.approx(os.path.getsize(path) / 2**20)
+
+
+def test_latency_rejects_what_it_cannot_time(tmp_path):
+    from medzoo.bench import latency
+
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        latency(_tiny_conv_model(), runtime="tensorrt")
+    with pytest.raises(ValueError, match="path of an exported artifact"):
+        latency(_tiny_conv_model(), runtime="litert")
+    with pytest.raises(FileNotFoundError, match="missing.tflite"):
+        latency(str(tmp_path / "missing.tflite"))
+
+
+def test_child_measurement_has_its_own_memory_and_floor(tmp_path):
+    from medzoo.bench.latency import peak_rss_mb
+    from medzoo.bench.measure import measure_in_child
+    from medzoo.export import convert_to_litert
+
+    path = str(tmp_path / "tiny.tflite")
+    with open(path, "wb") as handle:
+        handle.write(convert_to_litert(_tiny_conv_model()))
+    row = measure_in_child({"path": path, "runtime": "litert", "threads": 1, "runs": 5, "warmup": 1})
+    assert row["threads"] == 1 and row["p50_ms"] <= row["p90_ms"] and row["sgemm_gflops"] > 0
+    # A LiteRT-only child never loads TensorFlow: its peak is its own, far below this process's.
+    assert 0 < row["peak_rss_mb"] < peak_rss_mb() / 2
+
+
+def test_macs_of_each_layer_kind_match_hand_counts():
+    import keras
+
+    from medzoo.bench import model_macs
+
+    frames = keras.Input((5, 8, 8, 3))
+    encoder = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same"),
+                                keras.layers.DepthwiseConv2D(3, strides=2, padding="same"),
+                                keras.layers.GlobalAveragePooling2D()])  # fmt: skip
+    x = keras.layers.TimeDistributed(encoder)(frames)
+    x = keras.layers.LSTM(6)(x)
+    model = keras.Model(frames, keras.layers.Dense(2)(x))
+    conv = 8 * 8 * 4 * 3 * 3 * 3
+    depthwise = 4 * 4 * 4 * 3 * 3
+    lstm = 5 * 4 * (4 + 6) * 6
+    assert model_macs(model) == 5 * (conv + depthwise) + lstm + 6 * 2
+
+
+def test_mobilenet_v2_224_has_300m_macs_and_the_torchvision_port_the_same():
+    import keras
+
+    from medzoo.bench import model_macs
+    from medzoo.models.torchvision_mobilenet import mobilenet_v2_torchvision
+
+    macs = model_macs(keras.applications.MobileNetV2(weights=None))
+    assert macs == pytest.approx(300e6, rel=0.05)
+    assert model_macs(mobilenet_v2_torchvision()) == macs
+
+
+def test_floor_from_sgemm_rate():
+    from medzoo.bench import floor_ms, sgemm_gflops
+
+    rate = sgemm_gflops(size=256, repeats=3)
+    assert 0.1 < rate < 1e5
+    assert floor_ms(1e9, 100.0) == pytest.approx(20.0)
+
+
+def test_pareto_front_and_plot(tmp_path):
+    from medzoo.bench.tradeoff import pareto_front, plot_tradeoff
+
+    rows = [
+        {"candidate": "a", "precision": "float32", "p50_ms": 1.0, "accuracy": 0.7, "auc": 0.9},
+        {"candidate": "a", "precision": "int8", "p50_ms": 2.0, "accuracy": 0.6, "auc": 0.8},
+        {"candidate": "b", "precision": "float32", "p50_ms": 3.0, "accuracy": 0.9, "auc": 0.95},
+    ]
+    assert pareto_front([r["p50_ms"] for r in rows], [r["accuracy"] for r in rows]).tolist() == [
+        True, False, True]  # fmt: skip
+    path = plot_tradeoff(rows, str(tmp_path / "plot.png"), "test")
+    with open(path, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -45,7 +45,13 @@ def test_demo_trains_exports_and_verifies(demo):
         "slide_background_litert_float32.tflite.json",
         "slide_background_litert_int8.tflite",
         "slide_background_litert_int8.tflite.json",
+        "tile_map.png",
     ]
+    # The edge pipeline read the slide tile by tile and agrees with the Otsu labels.
+    pipeline = results["pipeline"]
+    assert pipeline["model"] == "litert_int8" and pipeline["tiles"] == results["tiles"]
+    assert abs(pipeline["tiles_with_cells"] - results["tissue_tiles"]) <= 0.1 * results["tissue_tiles"]
+    assert (out / "tile_map.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "results.json").read_text())["tiles"] == results["tiles"]
     sidecar = json.loads((out / "slide_background_litert_int8.tflite.json").read_text())
     assert sidecar["labels"] == ["background", "tissue"] and sidecar["input"]["shape"] == [None, 128, 128, 3]

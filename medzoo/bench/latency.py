@@ -1,4 +1,4 @@
-"""Latency of one inference call: warm-up, timed runs, percentiles."""
+"""Latency of one inference call (warm-up, timed runs, percentiles) and of a model on a runtime."""
 
 import time
 
@@ -42,4 +42,133 @@ def time_calls(call, warmup=10, runs=50):
         "mean_ms": float(times.mean()),
         "std_ms": float(times.std()),
         "runs": runs,
+    }
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MiB.
+
+    Linux's VmHWM is per address space, so a fresh child does not inherit its
+    parent's peak (ru_maxrss does, across fork + exec).
+
+    Example:
+        >>> peak_rss_mb() > 0
+        True
+    """
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+RUNTIMES = ("keras", "keras_call", "litert", "onnxruntime")
+_SUFFIX_RUNTIMES = {".tflite": "litert", ".onnx": "onnxruntime", ".keras": "keras"}
+
+
+def _set_tensorflow_threads(threads):
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError as error:
+        if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+            raise RuntimeError(
+                f"TensorFlow already started with {tf.config.threading.get_intra_op_parallelism_threads()} "
+                f"threads; Keras latency with threads={threads} must run in a fresh process "
+                "(benchmarks/latency.py runs one process per measurement)."
+            ) from error
+
+
+def _keras_runner(model, runtime, threads):
+    import keras
+    import tensorflow as tf
+
+    if threads:
+        _set_tensorflow_threads(threads)
+    if isinstance(model, str):
+        model = keras.saving.load_model(model, compile=False)
+    if runtime == "keras":
+        return model, lambda batch: model.predict(batch, verbose=0), model.input_shape
+    call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+    return model, lambda batch: call(tf.constant(batch)), model.input_shape
+
+
+def _artifact_runner(path, runtime, threads):
+    if runtime == "litert":
+        from medzoo.export import LiteRTModel
+
+        runner = LiteRTModel(path, num_threads=threads)
+        return runner, runner, tuple(runner.input["shape"])
+    from medzoo.export import OnnxModel
+
+    runner = OnnxModel(path, num_threads=threads)
+    shape = runner.session.get_inputs()[0].shape
+    return runner, runner, tuple(dim if isinstance(dim, int) else None for dim in shape)
+
+
+def latency(model_or_artifact, runtime=None, threads=None, batch=1, warmup=10, runs=50, inputs=None, seed=0):
+    """Latency of one model on one runtime, as LiteRT's benchmark_model / MLPerf single-stream report it.
+
+    Args:
+        model_or_artifact: keras.Model, or the path of a .keras, .tflite or .onnx file.
+        runtime: "keras" (Model.predict), "keras_call" (the model in a tf.function),
+            "litert" or "onnxruntime". Defaults to None: from the file suffix, else "keras".
+        threads: int or None. CPU threads of the runtime. Defaults to None (its choice).
+        batch: int. Examples per call. Defaults to 1.
+        warmup: int. Untimed calls after the first. Defaults to 10.
+        runs: int. Timed calls. Defaults to 50.
+        inputs: array or None. One batch to feed; defaults to seeded uniform 0..255 pixels.
+        seed: int. Seeds the default inputs. Defaults to 0.
+
+    Returns:
+        dict: runtime, threads, batch, init_ms (load + runtime set-up), first_ms,
+        p50/p90/p99/mean/std in ms, throughput_per_s (examples), peak_rss_mb (this
+        process so far: run one measurement per process for a clean figure) and
+        file_mb (artifacts only).
+
+    Example:
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> stats = latency(model, runtime="keras_call", warmup=1, runs=5)
+        >>> stats["p50_ms"] <= stats["p90_ms"] and stats["throughput_per_s"] > 0
+        True
+    """
+    import os
+
+    is_path = isinstance(model_or_artifact, str)
+    if runtime is None:
+        suffix = os.path.splitext(model_or_artifact)[1] if is_path else ".keras"
+        runtime = _SUFFIX_RUNTIMES.get(suffix, "keras")
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}.")
+    if is_path and not os.path.exists(model_or_artifact):
+        raise FileNotFoundError(f"{model_or_artifact}: model file not found.")
+    start = time.perf_counter()
+    if runtime in ("keras", "keras_call"):
+        _, call, input_shape = _keras_runner(model_or_artifact, runtime, threads)
+    else:
+        if not is_path:
+            raise ValueError(f"runtime {runtime!r} takes the path of an exported artifact.")
+        _, call, input_shape = _artifact_runner(model_or_artifact, runtime, threads)
+    init_ms = (time.perf_counter() - start) * 1e3
+    if inputs is None:
+        rng = np.random.default_rng(seed)
+        inputs = rng.uniform(0, 255, (batch,) + tuple(input_shape[1:])).astype(np.float32)
+    stats = time_calls(lambda: call(inputs), warmup=warmup, runs=runs)
+    return {
+        "runtime": runtime,
+        "threads": threads,
+        "batch": int(len(inputs)),
+        "init_ms": init_ms,
+        **stats,
+        "throughput_per_s": len(inputs) * 1e3 / stats["mean_ms"],
+        "peak_rss_mb": peak_rss_mb(),
+        "file_mb": os.path.getsize(model_or_artifact) / 2**20 if is_path else None,
     }

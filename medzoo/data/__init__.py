@@ -1,38 +1,21 @@
-"""Datasets: files -> tf.data element dicts, splits by patient, augmentation, video and CT sequences."""
+"""Datasets: files -> tf.data element dicts, splits by patient, augmentation, video and CT sequences.
 
-from medzoo.data.augment import PRESETS, RandomGamma, RandomRotation90, augmenter
-from medzoo.data.datasets import (
-    LabelMap,
-    class_weights,
-    folder_dataset,
-    image_dataset,
-    manifest_dataset,
-    oversample,
-)
-from medzoo.data.sequences import read_ct_sequence, sequence_dataset, slice_dataset
-from medzoo.data.splits import kfold_by_id, split_by_id
-from medzoo.data.video import FaceCropper, load_video_clip, sample_frame_indices
-from medzoo.data.video_cache import prepare_videos, video_dataset
+Names load on first use, so `medzoo.data.tiles` (slides, no TensorFlow) stays light.
+"""
 
-__all__ = [
-    "PRESETS",
-    "FaceCropper",
-    "LabelMap",
-    "RandomGamma",
-    "RandomRotation90",
-    "augmenter",
-    "class_weights",
-    "folder_dataset",
-    "image_dataset",
-    "kfold_by_id",
-    "load_video_clip",
-    "manifest_dataset",
-    "oversample",
-    "prepare_videos",
-    "read_ct_sequence",
-    "sample_frame_indices",
-    "sequence_dataset",
-    "slice_dataset",
-    "split_by_id",
-    "video_dataset",
-]
+from medzoo.lazy import lazy_attributes
+
+_SOURCES = {
+    "PRESETS": "augment", "RandomGamma": "augment", "RandomRotation90": "augment", "augmenter": "augment",
+    "LabelMap": "datasets", "class_weights": "datasets", "folder_dataset": "datasets",
+    "image_dataset": "datasets", "manifest_dataset": "datasets", "oversample": "datasets",
+    "read_ct_sequence": "sequences", "sequence_dataset": "sequences", "slice_dataset": "sequences",
+    "kfold_by_id": "splits", "split_by_id": "splits",
+    "FaceCropper": "video", "load_video_clip": "video", "sample_frame_indices": "video",
+    "prepare_videos": "video_cache", "video_dataset": "video_cache",
+}  # fmt: skip
+
+__all__ = sorted(_SOURCES)
+
+
+__getattr__ = lazy_attributes("medzoo.data", _SOURCES)

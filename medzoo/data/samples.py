@@ -3,6 +3,8 @@
 import importlib.util
 import os
 
+import numpy as np
+
 from medzoo.errors import InputError
 
 
@@ -52,3 +54,27 @@ def sample_dicom_path(name):
     if path is None:
         raise InputError(f"Sample DICOM {name} not found: `pip install pydicom-data`.")
     return path
+
+
+def sample_photos(size, count=8):
+    """Real photographs bundled with scikit-image, as (count, size, size, 3) float32 0..255.
+
+    Astronaut, cat, coffee, rocket, camera man, IHC, moon, Hubble field: real
+    image statistics for BatchNorm, calibration and latency inputs.
+
+    Example:
+        >>> sample_photos(32, count=2).shape
+        (2, 32, 32, 3)
+    """
+    import skimage.data
+    from skimage.transform import resize
+
+    def rgb(image):
+        return np.dstack([image] * 3) if image.ndim == 2 else image
+
+    names = ("astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry",
+             "moon", "hubble_deep_field")  # fmt: skip
+    photos = [rgb(getattr(skimage.data, name)()) for name in names[:count]]
+    return np.stack(
+        [resize(p, (size, size), anti_aliasing=True, preserve_range=True) for p in photos]
+    ).astype(np.float32)

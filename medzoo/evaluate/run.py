@@ -13,7 +13,12 @@ from medzoo.io.atomic import write_bytes_atomic
 
 def load_evaluation_data(source, label_names, input_shape, batch_size=32):
     """(tf.data of element dicts, inputs key) for a folder / CSV of images or a video cache."""
-    from medzoo.data.datasets import LabelMap, image_dataset, read_manifest, scan_class_folders
+    from medzoo.data.datasets import (
+        LabelMap,
+        image_dataset,
+        read_manifest,
+        scan_class_folders,
+    )
     from medzoo.data.video_cache import video_dataset
 
     if len(input_shape) == 4:
@@ -62,11 +67,10 @@ def evaluate_run(run_dir, data, out_dir=None, aggregate="mean", threshold_method
         plus "wmcll"), written to `<out_dir or run_dir/evaluation>/metrics.json` with
         roc.png, pr.png, confusion.png and patient_confusion.png.
     """
-    import keras
-
     from medzoo.export.run_files import find_model_file, read_labels
+    from medzoo.models.registry import load_model
 
-    model = keras.saving.load_model(find_model_file(run_dir), compile=False)
+    model = load_model(find_model_file(run_dir))
     labels_path = os.path.join(run_dir, "labels.json")
     class_names = read_labels(labels_path) if os.path.isfile(labels_path) else None
     dataset, key = load_evaluation_data(data, class_names, tuple(model.inputs[0].shape[1:]), batch_size)

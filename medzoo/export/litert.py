@@ -190,6 +190,7 @@ class LiteRTModel:
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch_size = int(self.input["shape"][0])
+        self.input_shape = tuple(int(dim) for dim in self.input["shape"][1:])
 
     def run_batch(self, batch):
         """Runs one batch of exactly the artifact's batch size; returns float32."""

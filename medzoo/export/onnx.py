@@ -70,6 +70,7 @@ class OnnxModel:
             model, options, providers=["CPUExecutionProvider"]
         )
         self.input_name = self.session.get_inputs()[0].name
+        self.input_shape = tuple(self.session.get_inputs()[0].shape[1:])
 
     def __call__(self, inputs):
         feed = {self.input_name: np.asarray(inputs, dtype=np.float32)}

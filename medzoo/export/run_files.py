@@ -74,7 +74,7 @@ def load_run(source, samples_path=None, labels_path=None):
         dict with model, model_path, labels (or None), validation_data and
         representative_data.
     """
-    import keras
+    from medzoo.models.registry import load_model
 
     model_path = find_model_file(source)
     run_dir = os.path.dirname(os.path.abspath(model_path))
@@ -87,7 +87,7 @@ def load_run(source, samples_path=None, labels_path=None):
     validation, calibration = read_export_samples(samples_path)
     labels_path = labels_path or os.path.join(run_dir, LABELS_FILE)
     return {
-        "model": keras.saving.load_model(model_path, compile=False),
+        "model": load_model(model_path),
         "model_path": model_path,
         "labels": read_labels(labels_path) if os.path.isfile(labels_path) else None,
         "validation_data": validation,

@@ -80,12 +80,11 @@ def main(argv=None):
     parser.add_argument("--integer-io", choices=("True", "False"), default="False")
     args = parser.parse_args(argv)
 
-    import keras
-
     import medzoo  # noqa: F401  registers medzoo's custom layers for loading
     from medzoo.export.litert import UnsupportedOpsError, convert_to_litert
+    from medzoo.models.registry import load_model
 
-    model = keras.saving.load_model(args.model, compile=False)
+    model = load_model(args.model)
     data = np.load(args.data) if args.data else None
     try:
         flatbuffer = convert_to_litert(

@@ -4,7 +4,13 @@ from medzoo.models.backbones import BACKBONES, build_backbone, list_backbones
 from medzoo.models.cnn_lstm import build_cnn_lstm
 from medzoo.models.dual_backbone import build_dual_backbone
 from medzoo.models.layers import ImagePreprocessing
-from medzoo.models.registry import create_model, get_model_info, list_models, register_model
+from medzoo.models.registry import (
+    create_model,
+    get_model_info,
+    list_models,
+    load_model,
+    register_model,
+)
 from medzoo.models.transfer import build_transfer_classifier
 from medzoo.models import presets  # noqa: F401  (registers the paper presets)
 
@@ -19,5 +25,6 @@ __all__ = [
     "get_model_info",
     "list_backbones",
     "list_models",
+    "load_model",
     "register_model",
 ]

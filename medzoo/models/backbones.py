@@ -1,4 +1,4 @@
-"""The table of keras.applications backbones and how to build, load and freeze them."""
+"""The table of backbones (keras.applications, plus torchvision-layout ports) and how to build, load and freeze them."""
 
 import dataclasses
 import os
@@ -8,6 +8,7 @@ import keras
 
 from medzoo.errors import WeightsDownloadError, unknown_name_error
 from medzoo.models.layers import ImagePreprocessing
+from medzoo.models.torchvision_mobilenet import mobilenet_v2_torchvision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,7 +16,8 @@ class BackboneSpec:
     """How one keras.applications backbone is built and fed.
 
     Args:
-        constructor: str. Attribute name in `keras.applications`.
+        constructor: str or callable. Attribute name in `keras.applications`, or a
+            function with the same signature (include_top, weights, input_tensor, ...).
         default_size: int. The square input size it was trained at.
         min_size: int. The smallest input side it accepts.
         input_range: str. The pixel range its first layer expects.
@@ -34,6 +36,9 @@ class BackboneSpec:
 _RAW = "0..255 (rescales inside)"
 BACKBONES = {
     "mobilenet_v2": BackboneSpec("MobileNetV2", 224, 32, "[-1, 1]", "tf"),
+    "mobilenet_v2_torchvision": BackboneSpec(
+        mobilenet_v2_torchvision, 224, 32, "ImageNet mean/std normalised", "torch"
+    ),
     "mobilenet_v3_small": BackboneSpec(
         "MobileNetV3Small", 224, 32, _RAW, "none", (("include_preprocessing", True),)
     ),
@@ -110,7 +115,9 @@ def build_backbone(name, input_shape, weights=None):
     x = keras.Input(input_shape, name=f"{name}_input")
     if spec.preprocessing != "none" or channels == 1:
         x = ImagePreprocessing(spec.preprocessing, name=f"{name}_preprocessing")(x)
-    constructor = getattr(keras.applications, spec.constructor)
+    constructor = spec.constructor
+    if isinstance(constructor, str):
+        constructor = getattr(keras.applications, constructor)
     try:
         return constructor(
             include_top=False,

@@ -105,3 +105,19 @@ def get_model_info(name):
         "defaults": defaults,
     }
 
+
+
+def load_model(path):
+    """Loads a saved `.keras` model, medzoo's custom layers included, for inference.
+
+    Example:
+        >>> from medzoo import build_transfer_classifier
+        >>> build_transfer_classifier(input_shape=(32, 32, 3)).save("/tmp/tiny.keras")
+        >>> load_model("/tmp/tiny.keras").output_shape
+        (None, 2)
+    """
+    import keras
+
+    import medzoo.models.layers  # noqa: F401  (registers medzoo's layers for deserialization)
+
+    return keras.saving.load_model(path, compile=False)

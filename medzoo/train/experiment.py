@@ -72,15 +72,15 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
 
 def evaluate_validation(run_dir, config):
     """Evaluates a run on its own validation split (the one `fit` drew by id)."""
-    import keras
     import numpy as np
 
     from medzoo.data.datasets import image_dataset
     from medzoo.evaluate.run import evaluate_predictions
     from medzoo.export.run_files import read_labels
+    from medzoo.models.registry import load_model
     from medzoo.train.fit import load_training_data
 
-    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), compile=False)
+    model = load_model(os.path.join(run_dir, "model.keras"))
     _, val, names = load_training_data(config)
     if val is None:
         raise ValueError("experiments need a validation split: set data.val or data.val_fraction.")

@@ -1,0 +1,80 @@
+"""One latency measurement per fresh process, with the compute floor measured beside it.
+
+A fresh process gives each measurement its own peak RSS and lets TensorFlow
+take the requested thread count (it is fixed once TensorFlow starts). The
+SGEMM rate is measured in the same child at the same thread count, so
+latency / floor compares like with like.
+
+    python -m medzoo.bench.measure '{"path": "m.tflite", "runtime": "litert", "threads": 1}'
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from medzoo.bench.flops import sgemm_gflops
+from medzoo.bench.latency import latency, peak_rss_mb, time_calls
+
+
+def _streaming_latency(directory, steps, threads, runs, warmup):
+    """Per-new-frame and whole-clip latency of a `litert_streaming` export."""
+    from medzoo.export import StreamingClassifier
+
+    classifier = StreamingClassifier(directory, num_threads=threads)
+    frame_shape = tuple(classifier.encoder.input["shape"][1:])
+    clip = np.random.default_rng(0).uniform(0, 255, (steps,) + frame_shape).astype(np.float32)
+    per_frame = time_calls(lambda: classifier.push(clip[0]), warmup=warmup, runs=runs)
+    whole = time_calls(lambda: classifier.predict_clip(clip), warmup=1, runs=max(3, runs // 5))
+    return {"runtime": "litert_streaming", "threads": threads, "batch": 1, **per_frame,
+            "clip_p50_ms": whole["p50_ms"], "throughput_per_s": 1e3 / per_frame["mean_ms"]}  # fmt: skip
+
+
+def measure_job(job):
+    """Runs one job dict in this process; returns its result row (see `measure_in_child`)."""
+    from threadpoolctl import threadpool_limits
+
+    threads, runs, warmup = job.get("threads"), job.get("runs", 50), job.get("warmup", 10)
+    with threadpool_limits(limits=threads):
+        gflops = sgemm_gflops()
+    if job["runtime"] == "litert_streaming":
+        row = _streaming_latency(job["path"], job["clip_frames"], threads, runs, warmup)
+    else:
+        if job["runtime"].startswith("keras"):
+            import medzoo.models  # noqa: F401  (registers medzoo's layers for loading)
+        row = latency(job["path"], runtime=job["runtime"], threads=threads, runs=runs, warmup=warmup)
+    row["peak_rss_mb"] = peak_rss_mb()
+    return {**row, "sgemm_gflops": gflops}
+
+
+def measure_in_child(job, timeout=900):
+    """Measures one job in a fresh Python process and returns its row.
+
+    Args:
+        job: dict with path (.keras, .tflite, .onnx or a streaming folder),
+            runtime (see `medzoo.bench.RUNTIMES`, or "litert_streaming" with
+            clip_frames), threads, and optionally runs and warmup.
+        timeout: float. Seconds before the child is killed. Defaults to 900.
+
+    Returns:
+        dict: `latency`'s figures plus sgemm_gflops at the same thread count
+        (and clip_p50_ms for streaming).
+    """
+    completed = subprocess.run(
+        [sys.executable, "-m", "medzoo.bench.measure", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = completed.stdout.strip().splitlines()
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"Latency measurement {job} failed (exit {completed.returncode}):\n"
+            + completed.stderr[-2000:]
+        )
+    return json.loads(lines[-1])
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure_job(json.loads(sys.argv[1]))))

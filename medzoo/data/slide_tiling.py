@@ -1,0 +1,125 @@
+"""`medzoo tile`: slides -> tissue tiles as PNG files + tiles.csv, resumable slide by slide."""
+
+import csv
+import glob
+import io
+import os
+
+from medzoo.errors import InputError
+from medzoo.io import open_slide, write_bytes_atomic
+
+SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".mrxs", ".bif", ".vms")
+TILE_COLUMNS = ("slide_id", "x", "y", "level", "size", "tissue_fraction", "path")
+DONE_FILE = "tiles.csv"
+
+
+def find_slides(source):
+    """A slide file, or the slide files in a folder (sorted)."""
+    if os.path.isfile(source):
+        return [source]
+    if not os.path.isdir(source):
+        raise InputError(f"{source}: no such slide file or folder.")
+    slides = sorted(path for path in glob.glob(os.path.join(source, "*")) if path.lower().endswith(SLIDE_SUFFIXES))
+    if not slides:
+        raise InputError(f"{source}: no slide files ({', '.join(SLIDE_SUFFIXES)}) in this folder.")
+    return slides
+
+
+def _csv_text(rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=TILE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def read_tiles_csv(path):
+    """Rows of a tiles.csv as dicts (x, y, level, size int; tissue_fraction float)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key in ("x", "y", "level", "size"):
+            row[key] = int(row[key])
+        row["tissue_fraction"] = float(row["tissue_fraction"])
+    return rows
+
+
+def tile_one_slide(path, out_dir, tile_size=600, min_tissue=0.3, level=0, stride=None, backend="tifffile",
+                   progress=True):  # fmt: skip
+    """Writes one slide's tissue tiles to `out_dir/<slide id>/` and its tiles.csv last.
+
+    Tiles already on disk (an interrupted run) are not written again. Returns the rows.
+    """
+    import cv2
+    from tqdm import tqdm
+
+    from medzoo.data.tiles import slide_tiles, tile_grid
+
+    slide_id = os.path.splitext(os.path.basename(path))[0]
+    slide_dir = os.path.join(out_dir, slide_id)
+    os.makedirs(slide_dir, exist_ok=True)
+    rows = []
+    with open_slide(path, backend=backend) as slide:
+        width, height = slide.level_dimensions[level]
+        total = len(tile_grid(height, width, tile_size, stride))
+        tiles = slide_tiles(slide, tile_size, level=level, stride=stride)
+        for x, y, tile, fraction in tqdm(tiles, total=total, desc=slide_id, unit="tile", disable=not progress):
+            if fraction <= min_tissue:
+                continue
+            name = f"{slide_id}_x{x}_y{y}_l{level}.png"
+            target = os.path.join(slide_dir, name)
+            if not os.path.exists(target):
+                encoded = cv2.imencode(".png", tile[..., ::-1])[1]
+                write_bytes_atomic(target, encoded.tobytes())
+            rows.append({"slide_id": slide_id, "x": x, "y": y, "level": level, "size": tile_size,
+                         "tissue_fraction": round(fraction, 6), "path": os.path.join(slide_id, name)})  # fmt: skip
+    write_bytes_atomic(os.path.join(slide_dir, DONE_FILE), _csv_text(rows))
+    return rows
+
+
+def tile_slides(source, out_dir, tile_size=600, min_tissue=0.3, level=0, stride=None, backend="tifffile",
+                progress=True):  # fmt: skip
+    """Tiles every slide of `source` (a file or folder) into `out_dir`, resumably.
+
+    A slide whose `out_dir/<slide id>/tiles.csv` exists is skipped; a slide that
+    fails is reported and the others go on. `out_dir/tiles.csv` lists every
+    tile of every finished slide (slide_id, x, y in level-0 pixels, level, size,
+    tissue_fraction, path relative to out_dir).
+
+    Args:
+        source: str. A slide file or a folder of slides.
+        out_dir: str. Output folder.
+        tile_size: int. Tile side at `level` (S5: 600). Defaults to 600.
+        min_tissue: float. Keep tiles whose tissue fraction is above this (S5: 0.30).
+        level: int. Pyramid level. Defaults to 0.
+        stride: int or None. Defaults to `tile_size` (no overlap).
+        backend: "tifffile" or "openslide". Defaults to "tifffile".
+        progress: bool. Progress bar per slide. Defaults to True.
+
+    Returns:
+        dict: tiled, skipped (slide ids), failed {slide path: message}, tiles (total rows), csv path.
+
+    Example:
+        >>> from medzoo.data.samples import sample_slide_path
+        >>> summary = tile_slides(sample_slide_path(), "/tmp/medzoo-tiles", progress=False)
+        >>> summary["tiles"], summary["failed"]
+        (6, {})
+    """
+    summary = {"tiled": [], "skipped": [], "failed": {}}
+    for path in find_slides(source):
+        slide_id = os.path.splitext(os.path.basename(path))[0]
+        if os.path.exists(os.path.join(out_dir, slide_id, DONE_FILE)):
+            summary["skipped"].append(slide_id)
+            continue
+        try:
+            tile_one_slide(path, out_dir, tile_size, min_tissue, level, stride, backend, progress)
+            summary["tiled"].append(slide_id)
+        except InputError as error:
+            summary["failed"][path] = str(error)
+    rows = []
+    for done in sorted(glob.glob(os.path.join(out_dir, "*", DONE_FILE))):
+        rows += read_tiles_csv(done)
+    summary["csv"] = os.path.join(out_dir, DONE_FILE)
+    write_bytes_atomic(summary["csv"], _csv_text(rows))
+    summary["tiles"] = len(rows)
+    return summary
