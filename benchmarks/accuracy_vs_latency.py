@@ -4,7 +4,7 @@
         [--candidates mobilenet_v2_torchvision@128:imagenet mobilenet_v3_small@96 ...]
 
 A candidate is `backbone@size[:imagenet]`. With ImageNet weights (offline for
-`mobilenet_v2_torchvision`) the backbone stays frozen and its head is fitted on
+`mobilenet_v2_torchvision` and `efficientnet_lite0`) the backbone stays frozen and its head is fitted on
 the backbone's features (a linear probe: what fine-tuning a head means); without,
 the whole network trains from scratch for `--epochs`. Each candidate is exported
 to LiteRT float32 and int8 with `medzoo.export.export` (parity checked), scored on
@@ -26,7 +26,7 @@ import tempfile
 DEFAULT_CANDIDATES = (
     "mobilenet_v2_torchvision@96:imagenet",
     "mobilenet_v2_torchvision@128:imagenet",
-    "mobilenet_v2_torchvision@160:imagenet",
+    "efficientnet_lite0@96:imagenet",
     "mobilenet_v3_small@96",
 )
 COLUMNS = {

@@ -121,6 +121,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from medzoo.bench.report import markdown_table, result_path, write_csv
+    from medzoo.io import write_bytes_atomic
     from medzoo.models import list_models
 
     rows = []
@@ -131,8 +132,6 @@ def main(argv=None):
     table = markdown_table(rows, COLUMNS)
     csv_path = write_csv(result_path(args.out, "latency", ".csv"), rows)
     md_path = result_path(args.out, "latency", ".md")
-    from medzoo.io import write_bytes_atomic
-
     write_bytes_atomic(md_path, table + "\n")
     print(table)
     print(f"wrote {csv_path} and {md_path}")

@@ -118,7 +118,7 @@ def test_mobilenet_v2_224_has_300m_macs_and_the_torchvision_port_the_same():
     import keras
 
     from medzoo.bench import model_macs
-    from medzoo.models.torchvision_mobilenet import mobilenet_v2_torchvision
+    from medzoo.models.ported_backbones import mobilenet_v2_torchvision
 
     macs = model_macs(keras.applications.MobileNetV2(weights=None))
     assert macs == pytest.approx(300e6, rel=0.05)

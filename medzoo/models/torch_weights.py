@@ -133,8 +133,8 @@ def read_torch_state_dict(path):
         OrderedDict name -> numpy array, in the file's order.
 
     Example:
-        >>> from medzoo.models.torchvision_mobilenet import torchvision_checkpoint
-        >>> state = read_torch_state_dict(torchvision_checkpoint())
+        >>> from medzoo.models.ported_backbones import installed_checkpoint
+        >>> state = read_torch_state_dict(installed_checkpoint("mobilenet_v2_torchvision"))
         >>> state["features.0.0.weight"].shape
         (32, 3, 3, 3)
     """
