@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/latency.py --models slide_background transfer_classifier deepfake_cnn_lstm --runs 20 --warmup 5
 	$(BIN)/python benchmarks/accuracy_vs_latency.py
+	$(BIN)/python benchmarks/slide_memory.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

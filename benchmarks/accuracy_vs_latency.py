@@ -114,7 +114,7 @@ def evaluate_candidate(spec, args, work):
         try:
             status = export(model, path, quantization=None if precision == "float32" else precision,
                             representative_data=x_train, validation_data=(x_test, y_test),
-                            labels=names)["status"]  # fmt: skip
+                            parity_samples=len(x_test), labels=names)["status"]  # fmt: skip
         except ParityError as error:
             path, status = path + ".rejected", f"rejected: {error.sidecar['reason']}"
         accuracy, auc = score(LiteRTModel(path)(x_test.astype("float32")), y_test)

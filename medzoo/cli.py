@@ -312,11 +312,13 @@ def build_parser():
 
 def main(argv=None):
     """Runs the `medzoo` command; returns its exit status."""
+    from medzoo.errors import WeightsDownloadError
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs out of the table
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except ValueError as error:  # InputError and bad arguments: a message, not a traceback
+    except (ValueError, WeightsDownloadError) as error:  # bad input or arguments, no internet: a message
         print(f"medzoo {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -34,7 +34,6 @@ def plot_tradeoff(rows, path, title, metrics=("accuracy", "auc")):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     figure, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.5), squeeze=False)
     latency = np.array([row["p50_ms"] for row in rows])
@@ -48,8 +47,6 @@ def plot_tradeoff(rows, path, title, metrics=("accuracy", "auc")):
         front = pareto_front(latency, score)
         order = np.argsort(latency[front])
         axis.plot(latency[front][order], score[front][order], "k--", lw=1, label="Pareto front")
-        axis.set_xscale("log")
-        axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         axis.set_xlabel("LiteRT latency p50 (ms, batch 1)")
         axis.set_ylabel(metric)
         axis.grid(alpha=0.3)
