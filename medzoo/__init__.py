@@ -28,16 +28,4 @@ _MODEL_API = (
 # runner does not pay TensorFlow's start-up.
 __getattr__ = lazy_attributes("medzoo", {name: "models" for name in _MODEL_API})
 
-__all__ = [
-    "InputError",
-    "WeightsDownloadError",
-    "build_cnn_lstm",
-    "build_dual_backbone",
-    "build_transfer_classifier",
-    "create_model",
-    "get_model_info",
-    "list_backbones",
-    "list_models",
-    "load_model",
-    "register_model",
-]
+__all__ = ["InputError", "WeightsDownloadError", *_MODEL_API]
