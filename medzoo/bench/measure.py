@@ -28,7 +28,8 @@ def _streaming_latency(directory, steps, threads, runs, warmup):
     per_frame = time_calls(lambda: classifier.push(clip[0]), warmup=warmup, runs=runs)
     whole = time_calls(lambda: classifier.predict_clip(clip), warmup=1, runs=max(3, runs // 5))
     return {"runtime": "litert_streaming", "threads": threads, "batch": 1, **per_frame,
-            "clip_p50_ms": whole["p50_ms"], "throughput_per_s": 1e3 / per_frame["mean_ms"]}  # fmt: skip
+            "clip_p50_ms": whole["p50_ms"], "throughput_per_s": 1e3 / per_frame["mean_ms"],
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 def measure_job(job):
@@ -44,7 +45,6 @@ def measure_job(job):
         if job["runtime"].startswith("keras"):
             import medzoo.models  # noqa: F401  (registers medzoo's layers for loading)
         row = latency(job["path"], runtime=job["runtime"], threads=threads, runs=runs, warmup=warmup)
-    row["peak_rss_mb"] = peak_rss_mb()
     return {**row, "sgemm_gflops": gflops}
 
 

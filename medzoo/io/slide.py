@@ -48,7 +48,33 @@ def _mpp_from_tiff(page):
     return (25400.0 if unit.value == 2 else 10000.0) / per_unit
 
 
-class TiffSlide:
+class _Slide:
+    """What both backends share: level checks, whole-level reads, `with` support."""
+
+    level_dimensions = ()
+
+    @property
+    def level_count(self):
+        return len(self.level_dimensions)
+
+    def _check_level(self, level):
+        if not 0 <= level < self.level_count:
+            raise InputError(f"{self.path}: level {level} requested, the slide has {self.level_count}.")
+
+    def read_level(self, level=0):
+        """The whole level as one (H, W, 3) array: for small slides and low-resolution levels."""
+        self._check_level(level)
+        width, height = self.level_dimensions[level]
+        return self.read_region(0, 0, width, height, level)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class TiffSlide(_Slide):
     """A pyramidal TIFF/SVS opened with tifffile; reads decode only the tiles they need.
 
     Args:
@@ -68,7 +94,7 @@ class TiffSlide:
         import tifffile
 
         self.path, self.max_segment_bytes = path, max_segment_mb * 2**20
-        self.cache_bytes, self._cache = cache_mb * 2**20, collections.OrderedDict()
+        self.cache_bytes, self._cache, self._cached_bytes = cache_mb * 2**20, collections.OrderedDict(), 0
         try:
             self._tiff = tifffile.TiffFile(path)
             self._pages = [level.keyframe for level in self._tiff.series[0].levels]
@@ -96,10 +122,6 @@ class TiffSlide:
                 f"bytes, the file has {file_size}."
             )
 
-    @property
-    def level_count(self):
-        return len(self._pages)
-
     def _segment_shape(self, page):
         if page.is_tiled:
             return page.tilelength, page.tilewidth
@@ -125,8 +147,9 @@ class TiffSlide:
             raise InputError(f"{self.path}: tile {index} of level {level} is missing; the file is damaged.")
         segment = segment.reshape(segment.shape[-3:])
         self._cache[key] = segment
-        while sum(item.nbytes for item in self._cache.values()) > self.cache_bytes and len(self._cache) > 1:
-            self._cache.popitem(last=False)
+        self._cached_bytes += segment.nbytes
+        while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
+            self._cached_bytes -= self._cache.popitem(last=False)[1].nbytes
         return segment
 
     def read_region(self, x, y, width, height, level=0):
@@ -139,8 +162,7 @@ class TiffSlide:
 
         Pixels outside the slide are white (255), like empty glass.
         """
-        if not 0 <= level < self.level_count:
-            raise InputError(f"{self.path}: level {level} requested, the slide has {self.level_count}.")
+        self._check_level(level)
         page = self._pages[level]
         seg_h, seg_w = self._segment_shape(page)
         if seg_h * seg_w * page.samplesperpixel > self.max_segment_bytes:
@@ -168,22 +190,9 @@ class TiffSlide:
                     region[ya - top : yb - top, xa - left : xb - left] = _as_rgb(pixels)
         return region
 
-    def read_level(self, level=0):
-        """The whole level as one (H, W, 3) array: for small slides and low-resolution levels."""
-        if not 0 <= level < self.level_count:
-            raise InputError(f"{self.path}: level {level} requested, the slide has {self.level_count}.")
-        width, height = self.level_dimensions[level]
-        return self.read_region(0, 0, width, height, level)
-
     def close(self):
         self._tiff.close()
         self._cache.clear()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _as_rgb(pixels):
@@ -192,7 +201,7 @@ def _as_rgb(pixels):
     return pixels[..., :3]
 
 
-class OpenSlideSlide:
+class OpenSlideSlide(_Slide):
     """The same interface over OpenSlide (optional: `pip install medzoo[slides]`)."""
 
     def __init__(self, path):
@@ -213,30 +222,15 @@ class OpenSlideSlide:
         mpp = self._slide.properties.get(openslide.PROPERTY_NAME_MPP_X)
         self.mpp = float(mpp) if mpp else None
 
-    @property
-    def level_count(self):
-        return len(self.level_dimensions)
-
     def read_region(self, x, y, width, height, level=0):
         """See `TiffSlide.read_region`; transparent (outside) pixels become white."""
-        if not 0 <= level < self.level_count:
-            raise InputError(f"{self.path}: level {level} requested, the slide has {self.level_count}.")
+        self._check_level(level)
         rgba = np.asarray(self._slide.read_region((x, y), level, (width, height)))
         alpha = rgba[..., 3:4].astype(np.float32) / 255
         return (rgba[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
 
-    def read_level(self, level=0):
-        width, height = self.level_dimensions[level]
-        return self.read_region(0, 0, width, height, level)
-
     def close(self):
         self._slide.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def open_slide(path, backend="tifffile", **options):

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from medzoo.data.tiles import slide_tiles, tile_grid, tissue_threshold
+from medzoo.data.tiles import slide_tiles, tile_grid
 from medzoo.errors import InputError
 from medzoo.io import atomic_path, open_slide, slide_thumbnail
 
@@ -119,8 +119,7 @@ class SlidePipeline:
             width, height = slide.level_dimensions[self.level]
             total = len(tile_grid(height, width, self.tile_size))
             tile_side = self.tile_size * slide.level_downsamples[self.level]
-            threshold = tissue_threshold(slide_thumbnail(slide))
-            tiles = slide_tiles(slide, self.tile_size, self.level, min_tissue=self.min_tissue, threshold=threshold)
+            tiles = slide_tiles(slide, self.tile_size, self.level, min_tissue=self.min_tissue)
             rows, batch = [], []
             for x, y, tile, fraction in tqdm(tiles, desc=slide_id, unit="tile", disable=not progress):
                 rows.append({"x": x, "y": y, "tissue_fraction": fraction})
@@ -144,9 +143,9 @@ class SlidePipeline:
             method: how tiles combine: "mean" (S5), "max" or "mean_logit".
 
         Returns:
-            (patient ids, probabilities (M, K), per-slide `SlideResult`s). A patient
-            with no classified tile anywhere gets the uniform distribution, and is named
-            in the results' `unclassified` list rather than dropped.
+            dict: ids (patients), probabilities (M, K), slides (the `SlideResult`s,
+            patient by patient) and unclassified: patients with no classified tile
+            anywhere, who get the uniform distribution rather than being dropped.
         """
         from medzoo.evaluate.aggregate import aggregate_by_id
 
@@ -247,10 +246,11 @@ def read_patient_table(path):
 
 def run_slide_pipeline(source, out_dir, pipeline, patient_table=None, method="mean", class_weights=None,
                        progress=True):  # fmt: skip
-    """`medzoo slide`: every slide of `source` through `pipeline`; writes per-tile and per-patient
-    CSVs, a tile map PNG per slide, and metrics.json (WMCLL, accuracy) when labels are given.
+    """`medzoo slide`: every slide of `source` through `pipeline`.
 
-    Returns the summary dict written to summary.json.
+    Writes tiles.csv (every tile's scores), patients.csv (with stage 2), a tile
+    map PNG per slide, and summary.json, which holds WMCLL and accuracy when the
+    patient table has labels. Returns the summary.
     """
     import json
 
