@@ -49,6 +49,7 @@ def real_inputs(input_shape, count):
 def export_artifacts(name, model, inputs, work, sequence):
     """Exports `model` to every benchmarked artifact; returns [(runtime, precision, path, status)]."""
     from medzoo.export import ParityError, export
+    from medzoo.export.api import SUFFIXES
 
     artifacts = [("keras", "float32", os.path.join(work, f"{name}.keras"), "source")]
     model.save(artifacts[0][2])
@@ -56,8 +57,7 @@ def export_artifacts(name, model, inputs, work, sequence):
     if sequence:
         formats.append(("litert_streaming", "float32"))
     for format_name, precision in formats:
-        suffix = {"litert": ".tflite", "onnx": ".onnx"}.get(format_name, "")
-        path = os.path.join(work, f"{name}_{format_name}_{precision}{suffix}")
+        path = os.path.join(work, f"{name}_{format_name}_{precision}{SUFFIXES[format_name]}")
         quantization = None if precision == "float32" else precision
         print(f"  export {format_name} {precision}", flush=True)
         try:

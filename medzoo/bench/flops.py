@@ -2,7 +2,8 @@
 
 MACs are counted the usual way (MobileNetV2-224: 300M): convolutions, dense
 and recurrent layers; elementwise work (activations, BatchNorm, adds, pooling)
-is not. One FLOP is half a MAC, so FLOPs = 2 x MACs.
+is not, and neither are layers of other kinds (attention, einsum): medzoo's
+models have none. One FLOP is half a MAC, so FLOPs = 2 x MACs.
 """
 
 import math
@@ -50,10 +51,6 @@ def _layer_macs(layer, in_shape, out_shape):
         return math.prod(out_shape[1:]) * math.prod(layer.kernel_size) * in_shape[-1] // groups
     if kind == "Dense":
         return math.prod(out_shape[1:]) * in_shape[-1]
-    if kind == "EinsumDense":
-        return math.prod(out_shape[1:]) * math.prod(layer.kernel.shape) // math.prod(
-            dim for dim in layer.kernel.shape if dim in out_shape[1:]
-        )
     return 0
 
 
