@@ -146,3 +146,23 @@ def test_pareto_front_and_plot(tmp_path):
     path = plot_tradeoff(rows, str(tmp_path / "plot.png"), "test")
     with open(path, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_accuracy_vs_latency_script_on_real_faces(tmp_path):
+    import csv
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "accuracy_vs_latency.py")
+    spec = importlib.util.spec_from_file_location("accuracy_vs_latency", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["--data", "lfw", "--candidates", "mobilenet_v3_small@32", "--epochs", "1",
+                        "--runs", "3", "--out", str(tmp_path)]) == 0  # fmt: skip
+    written = sorted(os.listdir(tmp_path))
+    assert [name.rsplit(".", 1)[1] for name in written] == ["csv", "md", "png"]
+    with open(tmp_path / written[0], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["precision"] for row in rows] == ["float32", "int8"]
+    for row in rows:
+        assert 0 <= float(row["accuracy"]) <= 1 and 0 <= float(row["auc"]) <= 1 and float(row["p50_ms"]) > 0
+    assert rows[1]["int8_keeps_99pct"] in ("True", "False") and "True" in {row["pareto"] for row in rows}
