@@ -143,7 +143,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
 
-    from medzoo.bench.report import markdown_table, result_path, write_csv
+    from medzoo.bench.report import markdown_table, result_path
+    from medzoo.io import write_csv
     from medzoo.bench.tradeoff import pareto_front, plot_tradeoff
     from medzoo.io import write_bytes_atomic
 

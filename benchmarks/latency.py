@@ -120,7 +120,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
 
-    from medzoo.bench.report import markdown_table, result_path, write_csv
+    from medzoo.bench.report import markdown_table, result_path
+    from medzoo.io import write_csv
     from medzoo.io import write_bytes_atomic
     from medzoo.models import list_models
 

@@ -25,7 +25,8 @@ def main(argv=None):
     import numpy as np
 
     from medzoo.bench.throughput import dataset_rate, rate_row, tile_images, train_step_rate
-    from medzoo.bench.report import result_path, write_csv
+    from medzoo.bench.report import result_path
+    from medzoo.io import write_csv
     from medzoo.data import folder_dataset, prepare_videos, video_dataset
     from medzoo.data.samples import sample_slide_path, sample_video_path
     from medzoo.io import read_slide_level

@@ -72,7 +72,8 @@ def main(argv=None):
         print(json.dumps(measure(*args.measure, args.tile)))
         return 0
 
-    from medzoo.bench.report import result_path, write_csv
+    from medzoo.bench.report import result_path
+    from medzoo.io import write_csv
     from medzoo.data.samples import sample_slide_path
     from medzoo.io import read_slide_level
 

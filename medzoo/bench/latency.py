@@ -86,31 +86,20 @@ def _set_tensorflow_threads(threads):
             ) from error
 
 
-def _keras_runner(model, runtime, threads):
-    import keras
+def _keras_call(model, runtime, threads):
+    """(call, input shape without batch) of a Keras model or .keras file."""
     import tensorflow as tf
+
+    from medzoo.models.registry import load_model
 
     if threads:
         _set_tensorflow_threads(threads)
     if isinstance(model, str):
-        model = keras.saving.load_model(model, compile=False)
+        model = load_model(model)
     if runtime == "keras":
-        return model, lambda batch: model.predict(batch, verbose=0), model.input_shape
+        return lambda batch: model.predict(batch, verbose=0), model.input_shape[1:]
     call = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
-    return model, lambda batch: call(tf.constant(batch)), model.input_shape
-
-
-def _artifact_runner(path, runtime, threads):
-    if runtime == "litert":
-        from medzoo.export import LiteRTModel
-
-        runner = LiteRTModel(path, num_threads=threads)
-        return runner, runner, tuple(runner.input["shape"])
-    from medzoo.export import OnnxModel
-
-    runner = OnnxModel(path, num_threads=threads)
-    shape = runner.session.get_inputs()[0].shape
-    return runner, runner, tuple(dim if isinstance(dim, int) else None for dim in shape)
+    return lambda batch: call(tf.constant(batch)), model.input_shape[1:]
 
 
 def latency(model_or_artifact, runtime=None, threads=None, batch=1, warmup=10, runs=50, inputs=None, seed=0):
@@ -152,15 +141,18 @@ def latency(model_or_artifact, runtime=None, threads=None, batch=1, warmup=10, r
         raise FileNotFoundError(f"{model_or_artifact}: model file not found.")
     start = time.perf_counter()
     if runtime in ("keras", "keras_call"):
-        _, call, input_shape = _keras_runner(model_or_artifact, runtime, threads)
-    else:
-        if not is_path:
-            raise ValueError(f"runtime {runtime!r} takes the path of an exported artifact.")
-        _, call, input_shape = _artifact_runner(model_or_artifact, runtime, threads)
+        call, input_shape = _keras_call(model_or_artifact, runtime, threads)
+    elif not is_path:
+        raise ValueError(f"runtime {runtime!r} takes the path of an exported artifact.")
+    else:  # by runtime, not suffix: a refused "model.tflite.rejected" can be timed too
+        from medzoo.export import LiteRTModel, OnnxModel
+
+        call = (LiteRTModel if runtime == "litert" else OnnxModel)(model_or_artifact, num_threads=threads)
+        input_shape = call.input_shape
     init_ms = (time.perf_counter() - start) * 1e3
     if inputs is None:
         rng = np.random.default_rng(seed)
-        inputs = rng.uniform(0, 255, (batch,) + tuple(input_shape[1:])).astype(np.float32)
+        inputs = rng.uniform(0, 255, (batch,) + tuple(input_shape)).astype(np.float32)
     stats = time_calls(lambda: call(inputs), warmup=warmup, runs=runs)
     return {
         "runtime": runtime,

@@ -42,8 +42,6 @@ def measure_job(job):
     if job["runtime"] == "litert_streaming":
         row = _streaming_latency(job["path"], job["clip_frames"], threads, runs, warmup)
     else:
-        if job["runtime"].startswith("keras"):
-            import medzoo.models  # noqa: F401  (registers medzoo's layers for loading)
         row = latency(job["path"], runtime=job["runtime"], threads=threads, runs=runs, warmup=warmup)
     return {**row, "sgemm_gflops": gflops}
 

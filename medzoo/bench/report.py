@@ -1,12 +1,8 @@
-"""Benchmark results: files named by their conditions (CPU, date), CSV and markdown."""
+"""Benchmark results: files named by their conditions (CPU, date), and markdown tables."""
 
-import csv
 import datetime
-import io
 import os
 import platform
-
-from medzoo.io.atomic import write_bytes_atomic
 
 
 def cpu_name():
@@ -24,22 +20,6 @@ def cpu_name():
 def result_path(out_dir, stem, suffix):
     """`out_dir/<stem>-<cpu>-<date><suffix>`: a benchmark file named by where and when it ran."""
     return os.path.join(out_dir, f"{stem}-{cpu_name()}-{datetime.date.today()}{suffix}")
-
-
-def write_csv(path, rows):
-    """Writes dict rows (the union of their keys as columns) atomically; returns `path`.
-
-    Example:
-        >>> write_csv("/tmp/medzoo-rows.csv", [{"a": 1}, {"a": 2, "b": 3}])
-        '/tmp/medzoo-rows.csv'
-    """
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
 
 
 def markdown_table(rows, columns):

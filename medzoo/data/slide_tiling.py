@@ -2,11 +2,10 @@
 
 import csv
 import glob
-import io
 import os
 
 from medzoo.errors import InputError
-from medzoo.io import open_slide, write_bytes_atomic
+from medzoo.io import open_slide, write_bytes_atomic, write_csv
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".mrxs", ".bif", ".vms")
 TILE_COLUMNS = ("slide_id", "x", "y", "level", "size", "tissue_fraction", "path")
@@ -23,14 +22,6 @@ def find_slides(source):
     if not slides:
         raise InputError(f"{source}: no slide files ({', '.join(SLIDE_SUFFIXES)}) in this folder.")
     return slides
-
-
-def _csv_text(rows):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=TILE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def read_tiles_csv(path):
@@ -73,7 +64,7 @@ def tile_one_slide(path, out_dir, tile_size=600, min_tissue=0.3, level=0, stride
                 write_bytes_atomic(target, encoded.tobytes())
             rows.append({"slide_id": slide_id, "x": x, "y": y, "level": level, "size": tile_size,
                          "tissue_fraction": round(fraction, 6), "path": os.path.join(slide_id, name)})  # fmt: skip
-    write_bytes_atomic(os.path.join(slide_dir, DONE_FILE), _csv_text(rows))
+    write_csv(os.path.join(slide_dir, DONE_FILE), rows, TILE_COLUMNS)
     return rows
 
 
@@ -120,6 +111,6 @@ def tile_slides(source, out_dir, tile_size=600, min_tissue=0.3, level=0, stride=
     for done in sorted(glob.glob(os.path.join(out_dir, "*", DONE_FILE))):
         rows += read_tiles_csv(done)
     summary["csv"] = os.path.join(out_dir, DONE_FILE)
-    write_bytes_atomic(summary["csv"], _csv_text(rows))
+    write_csv(summary["csv"], rows, TILE_COLUMNS)
     summary["tiles"] = len(rows)
     return summary

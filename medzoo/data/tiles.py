@@ -1,7 +1,5 @@
 """Cut an image or a slide into a tile grid and measure tissue per tile (Otsu)."""
 
-import numpy as np
-
 
 def tile_grid(height, width, tile_size, stride=None):
     """Returns the (y, x) top-left corners of the full tiles covering an image.
@@ -22,6 +20,7 @@ def tissue_threshold(rgb):
     """Otsu threshold of an RGB image's gray level (0..1): tissue is darker than glass.
 
     Example:
+        >>> import numpy as np
         >>> image = np.full((4, 4, 3), 240, np.uint8); image[:2] = 90
         >>> 90 / 255 < tissue_threshold(image) < 240 / 255
         True
@@ -40,6 +39,7 @@ def tissue_mask(rgb, threshold=None):
         threshold: float or None. Gray-level threshold (0..1); None = Otsu of `rgb` itself.
 
     Example:
+        >>> import numpy as np
         >>> image = np.full((4, 4, 3), 240, np.uint8); image[:2] = 90
         >>> tissue_mask(image)[:, 0].tolist()
         [True, True, False, False]
@@ -48,17 +48,6 @@ def tissue_mask(rgb, threshold=None):
 
     threshold = tissue_threshold(rgb) if threshold is None else threshold
     return rgb2gray(rgb[..., :3]) < threshold
-
-
-def tissue_fractions(mask, corners, tile_size):
-    """Returns the fraction of tissue pixels in each tile of `mask`.
-
-    Example:
-        >>> mask = np.zeros((4, 4), bool); mask[:2, :2] = True
-        >>> tissue_fractions(mask, [(0, 0), (2, 2)], 2).tolist()
-        [1.0, 0.0]
-    """
-    return np.array([mask[y : y + tile_size, x : x + tile_size].mean() for y, x in corners])
 
 
 def slide_tiles(slide, tile_size, level=0, stride=None, min_tissue=None, threshold=None):

@@ -1,7 +1,7 @@
 """File I/O: read one file into numpy (or raise `medzoo.InputError` naming the file and
 the problem), and write files atomically."""
 
-from medzoo.io.atomic import atomic_path, replace_path, staging_path, write_bytes_atomic
+from medzoo.io.atomic import atomic_path, replace_path, staging_path, write_bytes_atomic, write_csv
 from medzoo.io.dicom import WINDOWS, read_dicom, window_values
 from medzoo.io.image import read_image
 from medzoo.io.slide import open_slide, read_slide_level, slide_thumbnail, write_pyramid
@@ -23,5 +23,6 @@ __all__ = [
     "staging_path",
     "window_values",
     "write_bytes_atomic",
+    "write_csv",
     "write_pyramid",
 ]

@@ -174,7 +174,7 @@ def run_edge_pipeline(slide, model_path, tile_size, out_dir):
     result = pipeline.predict_slide(slide)
     seconds = time.perf_counter() - start
     tile_map = save_tile_map(os.path.join(out_dir, "tile_map.png"), slide, result)
-    cells = [row["cells_probability"] >= 0.5 for row in result.tiles]
+    cells = [row["cells_probability"] >= pipeline.cells_threshold for row in result.tiles]
     return {
         "tiles": result.tiles_total,
         "tiles_with_cells": int(sum(cells)),

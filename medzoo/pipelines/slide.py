@@ -254,9 +254,8 @@ def run_slide_pipeline(source, out_dir, pipeline, patient_table=None, method="me
     """
     import json
 
-    from medzoo.bench.report import write_csv
     from medzoo.data.slide_tiling import find_slides
-    from medzoo.io import write_bytes_atomic
+    from medzoo.io import write_bytes_atomic, write_csv
 
     paths = find_slides(source)
     slide_patients, labels = read_patient_table(patient_table) if patient_table else ({}, {})
