@@ -42,7 +42,7 @@ def real_inputs(input_shape, count):
         return sample_photos(input_shape[0], count)
     frames, size = input_shape[0], input_shape[1]
     names = ("carphone_pristine.mp4", "carphone_distorted.mp4", "bigbuckbunny.mp4", "bikes.mp4")
-    clips = [load_video_clip(sample_video_path(name), frames, size)[0] * 255 for name in names]
+    clips = [load_video_clip(sample_video_path(name), frames, size)[0] for name in names]
     return np.stack(clips[:count]).astype(np.float32)
 
 

@@ -14,9 +14,13 @@ def _demo(args):
 
 
 def _models(args):
+    from medzoo.errors import InputError
     from medzoo.models import get_model_info, list_models
 
-    for name in list_models(args.pattern, task=args.task):
+    names = list_models(args.pattern, task=args.task)
+    if not names:
+        raise InputError(f"no registered model matches {args.pattern!r}" + (f" with task {args.task}." if args.task else "."))
+    for name in names:
         info = get_model_info(name)
         print(f"{name:22s} {info['task']:9s} {info['description']}")
     return 0
@@ -94,9 +98,7 @@ def _prepare_video(args):
     summary = prepare_videos(args.source, args.destination, args.frames, args.size, args.faces)
     print(f"prepared {summary['prepared']}, skipped {summary['skipped']} (cached already), "
           f"failed {len(summary['failed'])}")
-    for failure in summary["failed"]:
-        print(f"  {failure}", file=sys.stderr)
-    return 1 if summary["failed"] else 0
+    return _report_failures(args.command, summary["failed"], summary["prepared"] + summary["skipped"])
 
 
 def _tile(args):
@@ -106,16 +108,28 @@ def _tile(args):
                           args.backend)  # fmt: skip
     print(f"tiled {len(summary['tiled'])}, skipped {len(summary['skipped'])} (done already), "
           f"failed {len(summary['failed'])}; {summary['tiles']} tiles listed in {summary['csv']}")
-    for path, message in summary["failed"].items():
-        print(f"  {message}", file=sys.stderr)
-    return 1 if summary["failed"] else 0
+    return _report_failures(args.command, summary["failed"].values(), len(summary["tiled"]) + len(summary["skipped"]))
+
+
+def _report_failures(command, messages, done):
+    """One stderr line per failed file; exit 1 when some files failed, 2 when all did."""
+    messages = list(messages)
+    for message in messages:
+        print(f"medzoo {command}: error: {' '.join(message.split())}", file=sys.stderr)
+    if not messages:
+        return 0
+    return 1 if done else 2
 
 
 def _slide(args):
     import json
 
-    from medzoo.pipelines.slide import SlidePipeline, run_slide_pipeline
+    from medzoo.data.slide_tiling import find_slides
+    from medzoo.pipelines.slide import SlidePipeline, read_patient_table, run_slide_pipeline
 
+    find_slides(args.source)  # bad paths fail before the models load
+    if args.patients:
+        read_patient_table(args.patients)
     pipeline = SlidePipeline(args.background, args.origin, class_names=args.classes, tile_size=args.size,
                              level=args.level, min_tissue=args.min_tissue, backend=args.backend,
                              num_threads=args.threads)  # fmt: skip
@@ -205,6 +219,10 @@ def _slide_options(parser):
 def build_parser():
     """Returns the argument parser of the `medzoo` command."""
     parser = argparse.ArgumentParser(prog="medzoo", description=__doc__)
+    parser.add_argument("--max-pixels", type=int, metavar="N",
+                        help="largest image, DICOM, volume or slide region read, in pixels (default: 2**28)")
+    parser.add_argument("--max-video-pixels", type=int, metavar="N",
+                        help="most pixels kept from one video, frames x height x width (default: 2**30)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="train, export and time a model on the sample slide")
@@ -312,14 +330,16 @@ def build_parser():
 
 def main(argv=None):
     """Runs the `medzoo` command; returns its exit status."""
-    from medzoo.errors import WeightsDownloadError
+    from medzoo.io.limits import set_limits
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs out of the table
     args = build_parser().parse_args(argv)
     try:
+        limits = {"max_pixels": args.max_pixels, "max_video_pixels": args.max_video_pixels}
+        set_limits(**{name: value for name, value in limits.items() if value is not None})
         return args.run(args)
-    except (ValueError, WeightsDownloadError) as error:  # bad input or arguments, no internet: a message
-        print(f"medzoo {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # bad input, arguments or files, no internet: one line
+        print(f"medzoo {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 

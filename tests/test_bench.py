@@ -166,3 +166,18 @@ def test_accuracy_vs_latency_script_on_real_faces(tmp_path):
     for row in rows:
         assert 0 <= float(row["accuracy"]) <= 1 and 0 <= float(row["auc"]) <= 1 and float(row["p50_ms"]) > 0
     assert rows[1]["int8_keeps_99pct"] in ("True", "False") and "True" in {row["pareto"] for row in rows}
+
+
+def test_readme_tables_are_rendered_from_the_committed_csvs(tmp_path):
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "readme_tables.py")
+    check = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert "4 README tables match" in check.stdout
+    stale = tmp_path / "README.md"
+    text = open(os.path.join(os.path.dirname(script), "..", "README.md")).read()
+    stale.write_text(text.replace("| 55.4 |", "| 54.0 |", 1))  # a retyped figure
+    check = subprocess.run([sys.executable, script, "--check", "--readme", str(stale)], capture_output=True, text=True)
+    assert check.returncode == 1 and "latency-" in check.stderr

@@ -53,9 +53,9 @@ def test_short_video_is_padded_with_black_frames(tmp_path):
     clip, info = load_video_clip(short, num_frames=10, size=64)
     assert clip.shape == (10, 64, 64, 3) and clip.dtype == np.float32
     assert info["real_frames"] == 4 and info["frame_indices"] == [0, 1, 2, 3]
-    assert (clip[:4].max(axis=(1, 2, 3)) > 0.2).all() and not clip[4:].any()
-    first_rgb = cv2.resize(frames[0][..., ::-1], (64, 64), interpolation=cv2.INTER_AREA) / 255.0
-    assert np.abs(clip[0] - first_rgb).mean() < 0.03  # RGB, not BGR (MJPG re-encoding aside)
+    assert (clip[:4].max(axis=(1, 2, 3)) > 50).all() and not clip[4:].any()  # 0..255, black padding
+    first_rgb = cv2.resize(frames[0][..., ::-1], (64, 64), interpolation=cv2.INTER_AREA)
+    assert np.abs(clip[0] - first_rgb).mean() < 8  # RGB, not BGR (MJPG re-encoding aside)
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +186,7 @@ def test_letterbox_maps_boxes():
     "medzoo.models.torch_weights", "medzoo.models.ported_backbones", "medzoo.models.registry",
     "medzoo.data.labelled_sets", "medzoo.data.samples", "medzoo.io.slide", "medzoo.data.tiles",
     "medzoo.data.slide_tiling", "medzoo.pipelines.slide", "medzoo.export.runners", "medzoo.lazy",
+    "medzoo.io.limits", "medzoo.io.checkpoint", "medzoo.io.tables", "medzoo.data.clips", "medzoo.data.sources",
 ])
 def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

@@ -13,7 +13,8 @@ import pytest
 from medzoo.errors import InputError
 from medzoo.models import build_backbone
 from medzoo.models.layers import ImagePreprocessing
-from medzoo.models.torch_weights import port_torch_weights, read_torch_state_dict
+from medzoo.io.checkpoint import read_torch_state_dict
+from medzoo.models.torch_weights import port_torch_weights
 from medzoo.models.ported_backbones import efficientnet_lite0, installed_checkpoint, mobilenet_v2_torchvision
 
 

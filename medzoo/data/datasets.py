@@ -5,7 +5,6 @@ optional box columns x0, y0, x1, y1). Label names become indices through a
 `LabelMap` that is saved beside the run.
 """
 
-import csv
 import json
 import os
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from medzoo.errors import InputError
 from medzoo.io.atomic import write_bytes_atomic
+from medzoo.io.tables import read_csv_rows, read_labels
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
 BOX_COLUMNS = ("x0", "y0", "x1", "y1")
@@ -50,13 +50,11 @@ class LabelMap:
 
     @classmethod
     def load(cls, path):
-        """Reads a label map saved by `save` ({name: index})."""
-        with open(path) as handle:
-            mapping = json.load(handle)
-        return cls.from_names(name for name, _ in sorted(mapping.items(), key=lambda item: item[1]))
+        """Reads a label map saved by `save` ({name: index}) or a list of names."""
+        return cls.from_names(read_labels(path))
 
 
-def scan_class_folders(root):
+def scan_class_folders(root, suffixes=IMAGE_SUFFIXES):
     """Lists a folder of class folders: (paths, label names, ids = file names without suffix).
 
     Example:
@@ -76,12 +74,12 @@ def scan_class_folders(root):
         if not os.path.isdir(folder):
             continue
         for name in sorted(os.listdir(folder)):
-            if name.lower().endswith(IMAGE_SUFFIXES):
+            if name.lower().endswith(suffixes):
                 paths.append(os.path.join(folder, name))
                 labels.append(label)
                 ids.append(os.path.splitext(name)[0])
     if not paths:
-        raise InputError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in class folders.")
+        raise InputError(f"{root}: no files ({', '.join(suffixes)}) in class folders.")
     return paths, labels, ids
 
 
@@ -91,12 +89,7 @@ def read_manifest(path):
     Relative paths are taken from the manifest's folder. Columns: path, label,
     id (optional: defaults to the file name), and x0, y0, x1, y1 for one box per row.
     """
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: manifest not found.")
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"path", "label"} <= set(rows[0]):
-        raise InputError(f"{path}: a manifest needs a header with at least 'path' and 'label' columns.")
+    rows = read_csv_rows(path, ("path", "label"), "manifest")
     base = os.path.dirname(os.path.abspath(path))
     records = {
         "path": [os.path.join(base, row["path"]) for row in rows],
@@ -104,8 +97,16 @@ def read_manifest(path):
         "id": [row.get("id") or os.path.splitext(os.path.basename(row["path"]))[0] for row in rows],
     }
     if set(BOX_COLUMNS) <= set(rows[0]):
-        records["boxes"] = np.array([[float(row[c]) for c in BOX_COLUMNS] for row in rows], np.float32)
+        records["boxes"] = np.array([[_number(path, number, row, c) for c in BOX_COLUMNS]
+                                     for number, row in enumerate(rows, start=2)], np.float32)  # fmt: skip
     return records
+
+
+def _number(path, line, row, column):
+    try:
+        return float(row[column])
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{path}: line {line} has a bad {column} value {row[column]!r}.") from error
 
 
 def load_image_file(path, size, window=None):

@@ -1,11 +1,10 @@
 """`medzoo tile`: slides -> tissue tiles as PNG files + tiles.csv, resumable slide by slide."""
 
-import csv
 import glob
 import os
 
 from medzoo.errors import InputError
-from medzoo.io import open_slide, write_bytes_atomic, write_csv
+from medzoo.io import open_slide, read_csv_rows, write_bytes_atomic, write_csv
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".mrxs", ".bif", ".vms")
 TILE_COLUMNS = ("slide_id", "x", "y", "level", "size", "tissue_fraction", "path")
@@ -26,12 +25,13 @@ def find_slides(source):
 
 def read_tiles_csv(path):
     """Rows of a tiles.csv as dicts (x, y, level, size int; tissue_fraction float)."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    for row in rows:
-        for key in ("x", "y", "level", "size"):
-            row[key] = int(row[key])
-        row["tissue_fraction"] = float(row["tissue_fraction"])
+    columns = {"x": int, "y": int, "level": int, "size": int, "tissue_fraction": float}
+    rows = read_csv_rows(path, tuple(columns), "tiles CSV")
+    for number, row in enumerate(rows, start=2):
+        try:
+            row.update({key: kind(row[key]) for key, kind in columns.items()})
+        except ValueError as error:
+            raise InputError(f"{path}: line {number} of the tiles CSV has a bad number ({error}).") from error
     return rows
 
 

@@ -76,8 +76,8 @@ class FaceCropper:
         return frame[y0:y1, x0:x1], bool(faces)
 
 
-def load_video_clip(path, num_frames=10, size=224, faces=False, face_cropper=None):
-    """Reads a clip of `num_frames` evenly spaced frames as (T, size, size, 3) float32 in [0, 1].
+def load_video_clip(path, num_frames=10, size=224, faces=False, face_cropper=None, frame_step=None):
+    """Reads a clip of `num_frames` evenly spaced frames as (T, size, size, 3) float32 0..255.
 
     Frames are RGB. A video shorter than T gives its frames followed by black
     frames. Without faces, each frame is resized whole (aspect not kept, as
@@ -91,6 +91,9 @@ def load_video_clip(path, num_frames=10, size=224, faces=False, face_cropper=Non
         faces: bool. Crop faces with MTCNN. Defaults to False.
         face_cropper: FaceCropper or None. Reuse one across videos (loading
             MTCNN takes seconds). Defaults to None (made when needed).
+        frame_step: int or None. Take every `frame_step`-th frame from the
+            first (S1's face pipeline: 5) instead of spreading T frames over
+            the whole video. Defaults to None (spread, linspace).
 
     Returns:
         (clip float32 (T, size, size, 3), info dict: frame_indices, fps,
@@ -105,7 +108,7 @@ def load_video_clip(path, num_frames=10, size=224, faces=False, face_cropper=Non
     import cv2
 
     _, _, total = read_video(path, indices=[])
-    indices = sample_frame_indices(total, num_frames)
+    indices = sample_frame_indices(total, num_frames) if not frame_step else np.arange(0, total, frame_step)[:num_frames]
     frames, fps, _ = read_video(path, indices=indices)
     found = None
     if faces:
@@ -114,7 +117,7 @@ def load_video_clip(path, num_frames=10, size=224, faces=False, face_cropper=Non
         frames, found = [crop for crop, _ in crops], [hit for _, hit in crops]
     clip = np.zeros((num_frames, size, size, 3), np.float32)
     for index, frame in enumerate(frames):
-        clip[index] = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) / 255.0
+        clip[index] = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
     info = {
         "frame_indices": indices.tolist(),
         "fps": fps,

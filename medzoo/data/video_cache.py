@@ -12,32 +12,52 @@ import numpy as np
 
 from medzoo.errors import InputError
 from medzoo.io.atomic import atomic_path
+from medzoo.io.limits import read_npz
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+MANIFEST_FILE = "manifest.csv"
 
 
 def list_videos(source):
-    """(path, label) pairs: SOURCE/<label>/*.mp4, or SOURCE/*.mp4 with label None."""
+    """(path, label, id) triples from SOURCE/<label>/*.mp4, SOURCE/*.mp4 (label None) or a CSV manifest.
+
+    A manifest (`path,label[,id]`, e.g. from a `tools/` dataset adapter) keeps
+    its ids (identity or patient) so that splits can group by them.
+    """
+    if str(source).lower().endswith(".csv"):
+        from medzoo.data.datasets import read_manifest
+
+        records = read_manifest(source)
+        return list(zip(records["path"], records["label"], records["id"]))
+    if not os.path.isdir(source):
+        raise InputError(f"{source}: not a folder of videos or a CSV manifest.")
     found = []
     for folder, _, names in sorted(os.walk(source)):
         label = None if os.path.samefile(folder, source) else os.path.relpath(folder, source)
-        found += [(os.path.join(folder, n), label) for n in sorted(names) if n.lower().endswith(VIDEO_SUFFIXES)]
+        found += [(os.path.join(folder, n), label, os.path.splitext(n)[0])
+                  for n in sorted(names) if n.lower().endswith(VIDEO_SUFFIXES)]  # fmt: skip
     if not found:
         raise InputError(f"{source}: no videos ({', '.join(VIDEO_SUFFIXES)}) found.")
     return found
 
 
 def cache_path(destination, video_path, source):
-    """Where a video's cache goes: the same relative path under `destination`, .npz."""
-    relative = os.path.splitext(os.path.relpath(video_path, source))[0]
+    """Where a video's cache goes: the same path relative to `source` (or its manifest's folder), .npz."""
+    base = os.path.dirname(os.path.abspath(source)) if os.path.isfile(source) else source
+    relative = os.path.splitext(os.path.relpath(os.path.abspath(video_path), os.path.abspath(base)))[0]
+    if relative.startswith(".."):  # a manifest naming videos outside its folder: keep the name only
+        relative = os.path.basename(relative)
     return os.path.join(destination, relative + ".npz")
 
 
-def prepare_videos(source, destination, num_frames=10, size=224, faces=False, verbose=True):
-    """Caches every video under `source` as `destination/<label>/<name>.npz`; resumable.
+def prepare_videos(source, destination, num_frames=10, size=224, faces=False, frame_step=None, verbose=True):
+    """Caches every video of `source` under `destination` (same layout, .npz) and lists them; resumable.
 
     Videos whose cache exists are skipped, so an interrupted run continues
-    where it stopped. Each file is written atomically.
+    where it stopped. Each file is written atomically; `destination/manifest.csv`
+    (path, label, id) lists every cached clip, and training reads it. Frames
+    are spread over the whole video, or every `frame_step`-th from the first
+    (S1's face pipeline: faces=True, frame_step=5, size=128).
 
     Returns:
         dict with counts: prepared, skipped, failed (list of "path: reason").
@@ -45,58 +65,60 @@ def prepare_videos(source, destination, num_frames=10, size=224, faces=False, ve
     from tqdm import tqdm
 
     from medzoo.data.video import FaceCropper, load_video_clip
+    from medzoo.io import write_csv
 
     videos = list_videos(source)
     cropper = FaceCropper() if faces else None
     summary = {"prepared": 0, "skipped": 0, "failed": []}
-    for video_path, label in tqdm(videos, desc="videos", disable=not verbose):
+    cached = []
+    for video_path, label, identifier in tqdm(videos, desc="videos", disable=not verbose):
         target = cache_path(destination, video_path, source)
         if os.path.exists(target):
             summary["skipped"] += 1
-            continue
-        try:
-            clip, info = load_video_clip(video_path, num_frames, size, faces, cropper)
-        except InputError as error:  # one bad video must not stop a long preparation
-            summary["failed"].append(str(error))
-            continue
-        metadata = {**info, "source": video_path, "label": label, "faces": faces,
-                    "no_face_policy": "centre square of the frame" if faces else None}
-        with atomic_path(target) as tmp:
-            np.savez(tmp, frames=np.round(clip * 255).astype(np.uint8), metadata=json.dumps(metadata))
-        summary["prepared"] += 1
+        else:
+            try:
+                clip, info = load_video_clip(video_path, num_frames, size, faces, cropper, frame_step)
+            except InputError as error:  # one bad video must not stop a long preparation
+                summary["failed"].append(str(error))
+                continue
+            metadata = {**info, "source": video_path, "label": label, "id": identifier, "faces": faces,
+                        "frame_step": frame_step,
+                        "no_face_policy": "centre square of the frame" if faces else None}  # fmt: skip
+            with atomic_path(target) as tmp:
+                np.savez(tmp, frames=np.round(clip).astype(np.uint8), metadata=json.dumps(metadata))
+            summary["prepared"] += 1
+        cached.append({"path": os.path.relpath(target, destination), "label": label, "id": identifier})
+    if cached and all(row["label"] is not None for row in cached):
+        write_csv(os.path.join(destination, MANIFEST_FILE), cached)
     return summary
 
 
 def read_cached_clip(path):
     """(frames uint8 (T, S, S, 3), metadata dict) from a prepare-video cache file."""
-    with np.load(path) as cached:
+    cached = read_npz(path, "video cache file")
+    if "frames" not in cached or "metadata" not in cached:
+        raise InputError(f"{path}: a video cache file needs 'frames' and 'metadata'; has {sorted(cached)}.")
+    try:
         return cached["frames"], json.loads(str(cached["metadata"]))
+    except ValueError as error:
+        raise InputError(f"{path}: damaged cache metadata ({error}).") from error
 
 
 def video_dataset(cache_dir, label_names=None, batch_size=8, shuffle=False, seed=0, augment=None):
-    """tf.data of {"frames" (T, S, S, 3) float32 0..255, "label", "id"} from a prepare-video cache.
+    """tf.data of {"frames" (T, S, S, 3) float32 0..255, "label", "id"} streamed from a prepare-video cache.
 
-    Labels come from the cached metadata (the class folder), mapped through
-    `label_names` (sorted names found when None); the id is the video's file name.
+    Labels are the class folders (or the cache's manifest.csv), mapped through
+    `label_names` (sorted names found when None); ids come from the manifest,
+    else the video's file name. T and S are the cache's own.
     """
-    import tensorflow as tf
+    from medzoo.data.clips import clip_dataset
+    from medzoo.data.datasets import LabelMap
+    from medzoo.data.sources import read_records
 
-    from medzoo.data.augment import augmenter
-
-    files = sorted(
-        os.path.join(folder, name) for folder, _, names in os.walk(cache_dir)
-        for name in names if name.endswith(".npz")
-    )
-    if not files:
-        raise InputError(f"{cache_dir}: no cached clips; run `medzoo prepare-video` first.")
-    clips, metadata = zip(*(read_cached_clip(path) for path in files))
-    names = label_names or sorted({str(meta["label"]) for meta in metadata})
-    labels = np.array([names.index(str(meta["label"])) for meta in metadata], np.int32)
-    ids = np.array([os.path.splitext(os.path.basename(path))[0] for path in files])
-    dataset = tf.data.Dataset.from_tensor_slices({"frames": np.stack(clips), "label": labels, "id": ids})
-    dataset = dataset.map(lambda e: {**e, "frames": tf.cast(e["frames"], tf.float32)})
-    if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed)
-    if augment:
-        dataset = dataset.map(augmenter(augment, seed=seed))  # one thread: reproducible draws
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    records, kind = read_records(cache_dir)
+    if kind != "clip":
+        raise InputError(f"{cache_dir}: not a video cache (it holds images); run `medzoo prepare-video` first.")
+    frames, _ = read_cached_clip(records["path"][0])
+    label_map = LabelMap.from_names(label_names) if label_names else LabelMap(records["label"])
+    return clip_dataset(records["path"], label_map.indices(records["label"]), records["id"], len(frames),
+                        frames.shape[1], batch_size, shuffle, seed, augment)  # fmt: skip

@@ -67,7 +67,8 @@ def evaluate_run(run_dir, data, out_dir=None, aggregate="mean", threshold_method
         plus "wmcll"), written to `<out_dir or run_dir/evaluation>/metrics.json` with
         roc.png, pr.png, confusion.png and patient_confusion.png.
     """
-    from medzoo.export.run_files import find_model_file, read_labels
+    from medzoo.export.run_files import find_model_file
+    from medzoo.io.tables import read_labels
     from medzoo.models.registry import load_model
 
     model = load_model(find_model_file(run_dir))

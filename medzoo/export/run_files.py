@@ -7,12 +7,13 @@ inputs, calibrate int8 (`x` is used when it is absent).
 """
 
 import glob
-import json
 import os
 
 import numpy as np
 
 from medzoo.errors import InputError
+from medzoo.io.limits import read_npz
+from medzoo.io.tables import read_labels
 
 SAMPLES_FILE = "export_samples.npz"
 LABELS_FILE = "labels.json"
@@ -40,25 +41,12 @@ def find_model_file(source):
 
 def read_export_samples(path):
     """Returns ((x, y or None), calibration inputs) from an export_samples.npz file."""
-    try:
-        with np.load(path) as samples:
-            arrays = {key: samples[key] for key in samples.files}
-    except (OSError, ValueError) as error:
-        raise InputError(f"{path}: not a readable .npz file ({error}).") from error
+    arrays = read_npz(path, "samples file")
     if "x" not in arrays:
         raise InputError(f"{path}: needs an array named 'x' (real inputs); has {sorted(arrays)}.")
     x = arrays["x"].astype(np.float32)
     validation = (x, arrays["y"]) if "y" in arrays else x
     return validation, arrays.get("calibration", x).astype(np.float32)
-
-
-def read_labels(path):
-    """Class names from a labels.json: a list, or a {name: index} map."""
-    with open(path) as handle:
-        labels = json.load(handle)
-    if isinstance(labels, dict):
-        labels = [name for name, _ in sorted(labels.items(), key=lambda item: item[1])]
-    return labels
 
 
 def load_run(source, samples_path=None, labels_path=None):

@@ -4,6 +4,7 @@ import numpy as np
 
 from medzoo.errors import InputError
 from medzoo.io.image import check_file
+from medzoo.io.limits import check_pixels
 
 # (center, width) in HU, as used for intracranial haemorrhage CT (S3, RSNA).
 WINDOWS = {"brain": (40.0, 80.0), "subdural": (80.0, 200.0), "bone": (600.0, 2800.0)}
@@ -38,12 +39,22 @@ def read_dicom_dataset(path, stop_before_pixels=False):
         raise InputError(f"{path}: not a readable DICOM file ({error}).") from error
 
 
-def dicom_pixels(dataset, path):
-    """Decoded, modality-rescaled pixels (float32), MONOCHROME1 inverted."""
+def dicom_pixels(dataset, path, max_pixels=None):
+    """Decoded, modality-rescaled pixels (float32), MONOCHROME1 inverted.
+
+    Rows x columns x frames is checked against `max_pixels` (None: the process
+    limit, see `medzoo.io.set_limits`) before anything is decoded.
+    """
     from pydicom.pixels import apply_rescale
 
     if "PixelData" not in dataset and "FloatPixelData" not in dataset:
         raise InputError(f"{path}: DICOM file has no pixel data (e.g. a report or a DICOMDIR).")
+    try:
+        declared = [int(dataset.get(key) or default) for key, default in
+                    (("NumberOfFrames", 1), ("Rows", 0), ("Columns", 0))]  # fmt: skip
+    except (TypeError, ValueError) as error:
+        raise InputError(f"{path}: DICOM image size is not a number ({error}).") from error
+    check_pixels(path, "DICOM image (frames x rows x columns)", declared, limit=max_pixels)
     try:
         raw = dataset.pixel_array
     except Exception as error:  # pydicom raises many types for truncated/undecodable data
@@ -58,7 +69,7 @@ def dicom_pixels(dataset, path):
     return values
 
 
-def read_dicom(path, window=None):
+def read_dicom(path, window=None, max_pixels=None):
     """Reads a DICOM file's pixels.
 
     Args:
@@ -66,6 +77,9 @@ def read_dicom(path, window=None):
         window: None, "brain", "subdural", "bone", or (center, width). None
             returns modality values (Hounsfield units for CT); a window maps
             them to [0, 1]. Defaults to None.
+        max_pixels: int or None. Refuse files declaring more frames x rows x
+            columns, before decoding. Defaults to None: the limit set with
+            `medzoo.io.set_limits` (2**28 unless changed).
 
     Returns:
         float32 array (H, W), (H, W, 3) for colour, or (frames, H, W[, 3]) for
@@ -73,7 +87,7 @@ def read_dicom(path, window=None):
         brighter.
 
     Raises:
-        InputError: missing file, not DICOM, no pixel data, undecodable pixels.
+        InputError: missing file, not DICOM, no pixel data, undecodable or oversized pixels.
 
     Example:
         >>> from pydicom.data import get_testdata_file
@@ -82,5 +96,5 @@ def read_dicom(path, window=None):
         ((128, 128), True)
     """
     dataset = read_dicom_dataset(path)
-    values = dicom_pixels(dataset, path)
+    values = dicom_pixels(dataset, path, max_pixels)
     return values if window is None else window_values(values, window)

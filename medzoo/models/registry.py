@@ -2,8 +2,9 @@
 
 import fnmatch
 import inspect
+import os
 
-from medzoo.errors import unknown_name_error
+from medzoo.errors import InputError, unknown_name_error
 
 TASKS = ("image", "sequence")
 _REGISTRY = {}
@@ -110,6 +111,11 @@ def get_model_info(name):
 def load_model(path):
     """Loads a saved `.keras` model, medzoo's custom layers included, for inference.
 
+    The file is treated as untrusted: its zip is checked against bombs
+    (`medzoo.io.check_archive`) and Keras loads it in safe mode, which refuses
+    `Lambda` layers carrying Python bytecode. A `.keras` file still defines the
+    network you then run, so take models from sources you trust.
+
     Example:
         >>> from medzoo import build_transfer_classifier
         >>> build_transfer_classifier(input_shape=(32, 32, 3)).save("/tmp/tiny.keras")
@@ -119,5 +125,13 @@ def load_model(path):
     import keras
 
     import medzoo.models.layers  # noqa: F401  (registers medzoo's layers for deserialization)
+    from medzoo.io.limits import check_archive
 
-    return keras.saving.load_model(path, compile=False)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: model file not found.")
+    if str(path).endswith(".keras"):
+        check_archive(path, ".keras model")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for damaged or unsafe files
+        raise InputError(f"{path}: cannot load this .keras model ({type(error).__name__}: {error}).") from error

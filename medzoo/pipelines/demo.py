@@ -15,6 +15,7 @@ import numpy as np
 from medzoo.bench import time_calls
 from medzoo.data.samples import sample_slide_path
 from medzoo.data.tiles import slide_tiles
+from medzoo.errors import InputError
 from medzoo.io import atomic_path, open_slide, write_bytes_atomic
 
 TISSUE_THRESHOLD = 0.30
@@ -67,6 +68,9 @@ def run_demo(
     from medzoo.models import create_model
     from medzoo.train import recompute_batchnorm_statistics
 
+    if epochs < 1 or latency_runs < 1:
+        raise InputError(f"epochs and latency runs must be at least 1, got {epochs} and {latency_runs}.")
+    os.makedirs(out_dir, exist_ok=True)  # an unusable output folder fails now, not after training
     keras.utils.set_random_seed(seed)
     slide = sample_slide_path()
     tiles, labels, fractions = labelled_tiles(slide, tile_size)

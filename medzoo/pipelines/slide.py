@@ -233,12 +233,9 @@ def save_tile_map(path, slide_path, result, score="cells_probability", backend="
 
 def read_patient_table(path):
     """CSV with columns slide (file name or id), patient[, label] -> ({slide id: patient}, {patient: label})."""
-    import csv
+    from medzoo.io import read_csv_rows
 
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not {"slide", "patient"} <= set(rows[0]):
-        raise InputError(f"{path}: a patient table needs 'slide' and 'patient' columns (and optionally 'label').")
+    rows = read_csv_rows(path, ("slide", "patient"), "patient table")
     patients = {os.path.splitext(os.path.basename(row["slide"]))[0]: row["patient"] for row in rows}
     labels = {row["patient"]: row["label"] for row in rows if row.get("label")}
     return patients, labels

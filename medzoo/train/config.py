@@ -5,6 +5,7 @@ import json
 import os
 
 from medzoo.errors import InputError
+from medzoo.io.tables import check_type, read_json
 
 DEFAULTS = {
     "model": "transfer_classifier",
@@ -16,6 +17,8 @@ DEFAULTS = {
         "augment": None,        # a medzoo.data.augment preset
         "balance": None,        # None, "oversample" or "class_weights"
         "window": None,         # DICOM window for .dcm images
+        "frame_step": None,     # raw videos: every Nth frame from the start; None: spread (linspace)
+        "classes": None,        # class names in output order (S1: [real, fake]); None: sorted names
     },
     "optimizer": "adamw",       # adam, adamw, rmsprop, sgd
     "learning_rate": 3e-4,
@@ -41,6 +44,8 @@ def merge(base, override):
     for key, value in (override or {}).items():
         if key not in merged:
             raise ValueError(f"Unknown training setting {key!r}; known: {sorted(merged)}.")
+        if isinstance(merged[key], dict) and not isinstance(value, dict):
+            raise InputError(f"training setting {key!r} must be a mapping of settings, got {value!r:.80}.")
         if isinstance(merged[key], dict) and isinstance(value, dict) and key != "model_kwargs":
             merged[key] = {**merged[key], **value}
         else:
@@ -49,19 +54,20 @@ def merge(base, override):
 
 
 def read_config_file(path):
-    """Reads a YAML or JSON training config file into a dict."""
+    """Reads a YAML or JSON training config file into a dict (its top level must be a mapping)."""
+    if not path.endswith((".yaml", ".yml")):
+        return read_json(path, "config file", dict)
+    import yaml
+
     if not os.path.isfile(path):
         raise InputError(f"{path}: config file not found.")
-    with open(path) as handle:
-        text = handle.read()
     try:
-        if path.endswith((".yaml", ".yml")):
-            import yaml
-
-            return yaml.safe_load(text) or {}
-        return json.loads(text)
-    except Exception as error:  # yaml and json raise their own types
-        raise InputError(f"{path}: not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'} ({error}).") from error
+        with open(path, encoding="utf-8") as handle:
+            config = yaml.safe_load(handle) or {}
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InputError(f"{path}: the config file is not valid YAML ({' '.join(str(error).split())}).") from error
+    check_type(path, "config file", config, dict)
+    return config
 
 
 def parse_override(text):
@@ -93,4 +99,94 @@ def resolve_config(path=None, overrides=()):
     config = merge(DEFAULTS, read_config_file(path) if path else {})
     for override in overrides:
         config = merge(config, parse_override(override) if isinstance(override, str) else override)
+    return validate_config(config)
+
+
+def validate_config(config):
+    """Checks every training setting's type and range up front; returns `config`.
+
+    Raises:
+        InputError: one line naming the setting, what was expected and what was given.
+
+    Example:
+        >>> validate_config(merge(DEFAULTS, {"model": {"name": "transfer_classifier"}}))
+        Traceback (most recent call last):
+        ...
+        medzoo.errors.InputError: training setting 'model' must be a registered model name (see `medzoo models`), got {'name': 'transfer_classifier'}.
+    """
+    from medzoo.models import list_models
+
+    def fail(key, expected):
+        value = _lookup(config, key)
+        raise InputError(f"training setting {key!r} must be {expected}, got {value!r:.80}.")
+
+    def number(key, low=0.0, integer=False, optional=False, strict=True):
+        value = _lookup(config, key)
+        if value is None and optional:
+            return
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or (value <= low if strict else value < low):
+            fail(key, f"{'an integer' if integer else 'a number'} {'>' if strict else '>='} {low:g}"
+                      + (" or null" if optional else ""))
+
+    def choice(key, options):
+        if _lookup(config, key) not in options:
+            fail(key, "one of " + ", ".join("null" if option is None else repr(option) for option in options))
+
+    if not isinstance(config["model"], str):
+        fail("model", "a registered model name (see `medzoo models`)")
+    if config["model"] not in list_models():
+        from medzoo.errors import unknown_name_error
+
+        raise InputError(f"training setting 'model': {unknown_name_error('model', config['model'], list_models())}")
+    for key in ("model_kwargs", "data"):
+        if not isinstance(config[key], dict):
+            fail(key, "a mapping of settings")
+    unknown = sorted(set(config["data"]) - set(DEFAULTS["data"]))
+    if unknown:
+        raise InputError(f"unknown training setting 'data.{unknown[0]}'; known: {sorted(DEFAULTS['data'])}.")
+    for key in ("data.train", "data.val"):
+        if _lookup(config, key) is not None and not isinstance(_lookup(config, key), str):
+            fail(key, "a path (folder, CSV manifest or video cache)")
+    number("data.val_fraction", 0.0, strict=False)
+    if config["data"]["val_fraction"] >= 1:
+        fail("data.val_fraction", "a fraction in [0, 1)")
+    from medzoo.data.augment import PRESETS
+
+    choice("data.augment", (None, *PRESETS))
+    choice("data.balance", (None, "oversample", "class_weights"))
+    number("data.frame_step", 0, integer=True, optional=True)
+    classes = config["data"]["classes"]
+    if classes is not None and (not isinstance(classes, list) or len(classes) < 2
+                                or not all(isinstance(name, str) for name in classes) or len(set(classes)) != len(classes)):
+        fail("data.classes", "null or a list of two or more distinct class names")
+    choice("optimizer", ("adam", "adamw", "rmsprop", "sgd"))
+    number("learning_rate")
+    number("weight_decay", 0.0, optional=True, strict=False)
+    number("epochs", 0, integer=True)
+    number("batch_size", 0, integer=True)
+    number("seed", 0, integer=True, strict=False)
+    for key in ("early_stopping_patience", "reduce_lr_patience"):
+        number(key, 0, integer=True, optional=True, strict=False)
+    number("swa_start_epoch", 0, integer=True, optional=True, strict=False)
+    for key in ("ema", "mixed_precision", "tensorboard"):
+        choice(key, (False, True))
+    choice("distribute", ("auto", "none", "mirrored", "multi_worker"))
+    fine_tune = config["fine_tune"]
+    if fine_tune is not None:
+        if not isinstance(fine_tune, dict) or "epochs" not in fine_tune:
+            fail("fine_tune", "null or a mapping with epochs[, trainable_layers, learning_rate]")
+        extra = sorted(set(fine_tune) - {"epochs", "trainable_layers", "learning_rate"})
+        if extra:
+            raise InputError(f"unknown training setting 'fine_tune.{extra[0]}'; known: epochs, trainable_layers, learning_rate.")
+        number("fine_tune.epochs", 0, integer=True)
+        number("fine_tune.trainable_layers", 0, integer=True, optional=True, strict=False)
+        number("fine_tune.learning_rate", optional=True)
     return config
+
+
+def _lookup(config, dotted_key):
+    value = config
+    for part in dotted_key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value

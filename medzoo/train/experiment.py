@@ -76,7 +76,7 @@ def evaluate_validation(run_dir, config):
 
     from medzoo.data.datasets import image_dataset
     from medzoo.evaluate.run import evaluate_predictions
-    from medzoo.export.run_files import read_labels
+    from medzoo.io.tables import read_labels
     from medzoo.models.registry import load_model
     from medzoo.train.fit import load_training_data
 

@@ -1,0 +1,154 @@
+"""Renders the README's result tables from the committed CSVs, so no figure is typed by hand.
+
+    python benchmarks/readme_tables.py           # rewrite every table in README.md
+    python benchmarks/readme_tables.py --check   # exit 1 when a table differs from its CSV
+
+A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
+`<!-- end table -->` (indented like its list item); the CSV's name (pipeline-, latency-, slide_memory-,
+accuracy_vs_latency-) picks the renderer. After a benchmark writes a new CSV,
+point the marker at it and run this script.
+"""
+
+import argparse
+import csv
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+MARKER = re.compile(r"^(?P<indent> *)(?P<open><!-- table: (?P<name>[^ ]+) -->\n).*?^(?P<close> *<!-- end table -->)",
+                    re.S | re.M)
+
+
+def read_rows(name):
+    with open(os.path.join(RESULTS, name), newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
+
+
+def pipeline_table(rows):
+    """Items/s each input pipeline delivers against the training step it feeds."""
+    body = [[row["pipeline"], f"{float(row['pipeline_per_s']):.4g} {row['unit']}",
+             f"{float(row['train_step_per_s']):.3g}",
+             f"{float(row['ratio']):.3g}" if row["meets_3x"] == "True" else f"**{float(row['ratio']):.3g}**"]
+            for row in rows]  # fmt: skip
+    return table(["pipeline", "delivers /s", "train step eats /s", "ratio (want >= 3)"], body)
+
+
+LATENCY_RUNTIMES = {
+    "keras": "Keras predict", "keras_call": "Keras call", "litert float32": "LiteRT f32",
+    "litert float16": "LiteRT f16", "litert dynamic": "LiteRT dynamic", "litert int8": "LiteRT int8",
+    "onnxruntime float32": "ONNX Runtime",
+}  # fmt: skip
+
+
+def latency_table(rows, threads="2"):
+    """p50 ms per model and runtime at `threads`; (N.Nx) = p50 over the GEMM floor; rejected exports say so."""
+    models = {}
+    for row in rows:
+        if row["threads"] == threads:
+            models.setdefault((row["model"], row["input"]), {})[row["runtime"]] = row
+    body = []
+    for (model, shape), runtimes in models.items():
+        first = next(iter(runtimes.values()))
+        cells = [f"`{model}` {shape}", f"{float(first['gmacs']):.2g} G", f"{float(first['floor_ms']):.3g} ms"]
+        for runtime in LATENCY_RUNTIMES:
+            cells.append(_latency_cell(runtimes.get(runtime)))
+        body.append(cells)
+        streaming = runtimes.get("litert_streaming float32")
+        if streaming:
+            frames = int(shape.split("x")[0])
+            per_frame = [f"`{model}` streaming, per new frame", f"{float(first['gmacs']) / frames:.2g} G",
+                         f"{float(streaming['floor_ms']):.3g} ms", "", "", _latency_cell(streaming), "", "", "", ""]  # fmt: skip
+            body.append(per_frame)
+    return table(["model, input", "MACs", "floor", *LATENCY_RUNTIMES.values()], body)
+
+
+def _latency_cell(row):
+    if row is None:
+        return ""
+    cell = f"{float(row['p50_ms']):.3g}"
+    if row["runtime"].startswith(("litert", "onnxruntime")) and row["runtime"] != "litert dynamic":
+        cell += f" ({float(row['x_floor']):.1f}x)"
+    if row["status"].startswith("rejected"):
+        cell += " rejected"
+    return cell
+
+
+def accuracy_table(rows):
+    """Accuracy, AUC, latency and size per candidate and precision; int8's export gate and the Pareto front."""
+    body = []
+    for row in rows:
+        first = row["precision"] == "float32"
+        weights = "ImageNet" if row["weights"] == "imagenet" else row["weights"]
+        keeps = "" if first else ("yes" if row["int8_keeps_99pct"] == "True" else "**no**")
+        if not first and row["status"].startswith("rejected"):
+            keeps += " (rejected)"
+        body.append([f"{row['backbone']}@{row['size']} ({weights})" if first else "", row["precision"],
+                     f"{float(row['accuracy']):.3f}", f"{float(row['auc']):.3f}", f"{float(row['p50_ms']):.2f}",
+                     f"{float(row['file_mb']):.1f}", keeps, "yes" if row["pareto"] == "True" else ""])  # fmt: skip
+    return table(["candidate", "LiteRT", "accuracy", "ROC-AUC", "p50 ms", "size MB", "int8 keeps 99%", "Pareto"], body)
+
+
+def slide_memory_table(rows):
+    """Peak RSS reading a slide tile by tile against reading level 0 whole."""
+    slides = {}
+    for row in rows:
+        slides.setdefault(row["slide"], {})[row["read"].split(" (")[0]] = row
+    body = []
+    for slide, reads in slides.items():
+        tiled, whole = reads["tile by tile"], reads.get("level 0 whole")
+        body.append([slide, f"{float(tiled['gigapixels']):.2g} G", f"{float(tiled['file_mb']):.0f} MB",
+                     f"{float(tiled['peak_rss_mb']):.0f} MB, {float(tiled['seconds']):.1f} s ({tiled['tiles']} tiles)",
+                     f"{float(whole['peak_rss_mb']):.0f} MB" if whole else "not run"])  # fmt: skip
+    return table(["slide", "pixels", "file", "tile by tile (peak RSS, time)", "level 0 read whole"], body)
+
+
+RENDERERS = {"pipeline": pipeline_table, "latency": latency_table, "slide_memory": slide_memory_table,
+             "accuracy_vs_latency": accuracy_table}  # fmt: skip
+
+
+def render(text):
+    """README text with every marked table regenerated from its CSV."""
+
+    def replace(match):
+        name = match["name"]
+        stem = name.split("-")[0]
+        if stem not in RENDERERS:
+            raise SystemExit(f"README table {name}: no renderer for {stem!r} (known: {sorted(RENDERERS)}).")
+        rendered = RENDERERS[stem](read_rows(name))
+        indented = "".join(match["indent"] + line for line in rendered.splitlines(keepends=True))
+        return match["indent"] + match["open"] + indented + match["close"]
+
+    return MARKER.sub(replace, text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if README.md is stale")
+    parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    args = parser.parse_args(argv)
+    with open(args.readme) as handle:
+        text = handle.read()
+    rendered = render(text)
+    if args.check:
+        stale = [m["name"] for m, n in zip(MARKER.finditer(text), MARKER.finditer(rendered)) if m[0] != n[0]]
+        if stale:
+            print(f"README tables differ from their CSVs: {', '.join(stale)}; run {__file__}", file=sys.stderr)
+            return 1
+        print(f"{len(MARKER.findall(text))} README tables match their CSVs")
+        return 0
+    from medzoo.io import write_bytes_atomic
+
+    write_bytes_atomic(args.readme, rendered)
+    print(f"rewrote {len(MARKER.findall(text))} tables in {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Any data source a command takes -> records -> elements for a model's input.
+
+A source is a folder of class folders (images, videos, or prepare-video
+cache files), a CSV manifest (`path,label[,id]`, paths to any of those), or a
+prepare-video cache folder (its `manifest.csv`, when it has one, carries the
+ids). Images become {"image"} elements, clips {"frames"}; the model's input
+shape says which one it takes.
+"""
+
+import os
+
+from medzoo.data.datasets import IMAGE_SUFFIXES, read_manifest, scan_class_folders
+from medzoo.data.video_cache import MANIFEST_FILE, VIDEO_SUFFIXES
+from medzoo.errors import InputError
+
+CLIP_SUFFIXES = VIDEO_SUFFIXES + (".npz",)
+
+
+def read_records(source):
+    """(records dict: path, label (names), id[, boxes]; kind "image" or "clip") for a source.
+
+    Example:
+        >>> import os, tempfile, shutil
+        >>> from medzoo.data.samples import sample_video_path
+        >>> root = tempfile.mkdtemp()
+        >>> os.makedirs(f"{root}/real")
+        >>> shutil.copy(sample_video_path(), f"{root}/real/a.mp4")  # doctest: +ELLIPSIS
+        '.../real/a.mp4'
+        >>> records, kind = read_records(root)
+        >>> kind, records["label"], records["id"]
+        ('clip', ['real'], ['a'])
+    """
+    source = str(source)
+    if os.path.isdir(source) and os.path.isfile(os.path.join(source, MANIFEST_FILE)):
+        source = os.path.join(source, MANIFEST_FILE)
+    if source.lower().endswith(".csv"):
+        records = read_manifest(source)
+    else:
+        paths, labels, ids = scan_class_folders(source, IMAGE_SUFFIXES + CLIP_SUFFIXES)
+        records = {"path": paths, "label": labels, "id": ids}
+    return records, _kind(source, records["path"])
+
+
+def _kind(source, paths):
+    clips = [path.lower().endswith(CLIP_SUFFIXES) for path in paths]
+    if all(clips):
+        return "clip"
+    if not any(clips):
+        return "image"
+    example = next(path for path, clip in zip(paths, clips) if clip)
+    raise InputError(f"{source}: mixes images and clips (e.g. {example}); use one kind per data source.")
+
+
+def check_kind(source, kind, recipe):
+    """Raises InputError when a source's kind ("image" or "clip") is not what the recipe's model takes."""
+    if kind != recipe["kind"]:
+        need = "videos or a prepare-video cache" if recipe["kind"] == "clip" else "images"
+        raise InputError(
+            f"{source}: holds {kind}s, but the model takes {recipe['kind']}s "
+            f"(input {tuple(recipe['input_shape'])}): give it {need}."
+        )
+
+
+def element_stream(records, label_indices, recipe):
+    """(light dataset to shuffle, function decoding it to elements) following a preprocessing recipe.
+
+    Images are decoded once and cached in memory (small); clips are read
+    from disk after shuffling, every epoch (memory stays flat).
+    """
+    from medzoo.data.clips import clip_records, load_clips
+    from medzoo.data.datasets import image_dataset
+
+    shape = recipe["input_shape"]
+    if recipe["kind"] == "clip":
+        base = clip_records(records["path"], label_indices, records["id"])
+        return base, lambda elements: load_clips(elements, shape[0], shape[1], recipe["frames"]["step"])
+    base = image_dataset(records["path"], label_indices, records["id"], image_size=shape[0], batch_size=None,
+                         window=recipe["window"], boxes=records.get("boxes"))  # fmt: skip
+    return base, lambda elements: elements
+
+
+def source_dataset(source, label_names, recipe, batch_size=32):
+    """A batched dataset of a source's elements, prepared by `recipe`, labels mapped through `label_names`.
+
+    Returns:
+        (dataset, inputs key "image" or "frames", class names in label order).
+    """
+    from medzoo.data.datasets import LabelMap
+
+    records, kind = read_records(source)
+    check_kind(source, kind, recipe)
+    label_map = LabelMap.from_names(label_names) if label_names else LabelMap(records["label"])
+    base, decode = element_stream(records, label_map.indices(records["label"]), recipe)
+    return decode(base).batch(batch_size), inputs_key(recipe), label_map.names
+
+
+def inputs_key(recipe):
+    """The element key a recipe's inputs travel under: "frames" for clips, "image" for images."""
+    return "frames" if recipe["kind"] == "clip" else "image"

@@ -1,0 +1,168 @@
+"""Decoded-size limits for untrusted files, checked before anything is decoded.
+
+A small file can declare a huge decoded size: a 1 MB PNG of 30,000 x 30,000
+pixels, a video header of 10^7 frames, a zip whose members inflate to
+gigabytes. Every medzoo reader checks what a file declares against these
+limits and raises `InputError` (naming the file, the declared size and the
+limit) before it allocates. The defaults hold for the whole process; change
+them with `set_limits` (the `medzoo --max-pixels` flag does), or pass
+`max_pixels=` to one reader call.
+
+Example:
+    >>> previous = set_limits(max_pixels=1000)
+    >>> check_pixels("scan.png", "image", (40, 50))
+    Traceback (most recent call last):
+    ...
+    medzoo.errors.InputError: scan.png: the image declares 40 x 50 = 2,000 pixels, more than the limit of 1,000 (max_pixels; raise it with medzoo.io.set_limits or --max-pixels).
+    >>> _ = set_limits(**previous)
+"""
+
+import math
+import os
+import zipfile
+
+from medzoo.errors import InputError
+
+DEFAULT_LIMITS = {
+    "max_pixels": 2**28,  # one image, DICOM (rows x columns x frames), volume, slide region
+    "max_video_pixels": 2**30,  # frames x height x width kept from one video
+    "max_video_frames": 2**20,  # frames one video may declare or hold (9.7 hours at 30 fps)
+    "max_archive_bytes": 2**31,  # declared uncompressed size of one .pth/.keras/.npz zip
+    "max_archive_members": 100_000,
+}
+_limits = dict(DEFAULT_LIMITS)
+
+
+def get_limit(name, override=None):
+    """The limit `name` in force: `override` when given, else the process-wide value."""
+    if name not in _limits:
+        raise ValueError(f"Unknown limit {name!r}; known: {sorted(_limits)}.")
+    return _limits[name] if override is None else int(override)
+
+
+def set_limits(**values):
+    """Sets process-wide limits (see DEFAULT_LIMITS); returns the previous values of those set.
+
+    Example:
+        >>> previous = set_limits(max_pixels=2**30)
+        >>> get_limit("max_pixels"), previous
+        (1073741824, {'max_pixels': 268435456})
+        >>> _ = set_limits(**previous)
+    """
+    previous = {}
+    for name, value in values.items():
+        get_limit(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"Limit {name} must be a positive integer, got {value!r}.")
+        previous[name], _limits[name] = _limits[name], value
+    return previous
+
+
+def check_pixels(path, what, shape, limit_name="max_pixels", limit=None):
+    """Raises InputError when the product of `shape` exceeds the limit `limit_name`."""
+    limit = get_limit(limit_name, limit)
+    dimensions = [int(side) for side in shape]
+    if any(side < 0 for side in dimensions):
+        raise InputError(f"{path}: the {what} declares a negative size {tuple(dimensions)}.")
+    total = math.prod(dimensions)
+    if total > limit:
+        described = " x ".join(str(side) for side in dimensions)
+        raise InputError(
+            f"{path}: the {what} declares {described} = {total:,} pixels, more than the limit of "
+            f"{limit:,} ({limit_name}; raise it with medzoo.io.set_limits or --max-pixels)."
+        )
+    return total
+
+
+def check_archive(path, what="archive"):
+    """Checks a zip file's declared sizes against zip bombs; returns its ZipInfo list.
+
+    Refused: more members than `max_archive_members`, a declared uncompressed
+    total above `max_archive_bytes`, members whose compressed sizes add up to
+    more than the file (overlapping members), and a member claiming a
+    compression ratio no zip method reaches on real data (deflate tops out near
+    1032:1). Python's zipfile never inflates a member past its declared size,
+    so the declared total bounds what reading can produce.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable {what} (damaged zip: {error}).") from error
+    if len(members) > get_limit("max_archive_members"):
+        raise InputError(
+            f"{path}: the {what} holds {len(members):,} members, more than the limit of "
+            f"{get_limit('max_archive_members'):,}."
+        )
+    declared = sum(member.file_size for member in members)
+    if declared > get_limit("max_archive_bytes"):
+        raise InputError(
+            f"{path}: the {what} declares {declared:,} bytes uncompressed, more than the limit of "
+            f"{get_limit('max_archive_bytes'):,} (max_archive_bytes): refused as a possible zip bomb."
+        )
+    compressed = sum(member.compress_size for member in members)
+    if compressed > os.path.getsize(path):
+        raise InputError(
+            f"{path}: the {what}'s members claim {compressed:,} compressed bytes in a "
+            f"{os.path.getsize(path):,}-byte file (overlapping members): refused as a zip bomb."
+        )
+    for member in members:
+        if member.file_size > 2**20 and member.file_size > 1100 * max(member.compress_size, 1):
+            raise InputError(
+                f"{path}: member {member.filename!r} of the {what} inflates {member.compress_size:,} "
+                f"bytes to {member.file_size:,}: refused as a zip bomb."
+            )
+    return members
+
+
+def read_npz(path, what=".npz file"):
+    """Reads every array of an .npz file after checking it as untrusted input.
+
+    The zip is checked by `check_archive`; each member's .npy header must
+    declare no more bytes than the member holds (so no array is allocated from
+    a size the file does not back), and object arrays (pickles) are refused.
+
+    Returns:
+        dict name -> numpy array.
+
+    Example:
+        >>> import numpy as np, tempfile
+        >>> path = tempfile.mkdtemp() + "/samples.npz"
+        >>> np.savez(path, x=np.zeros((2, 3), np.float32))
+        >>> read_npz(path)["x"].shape
+        (2, 3)
+    """
+    import numpy as np
+
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: {what} not found.")
+    members = check_archive(path, what)
+    arrays = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in members:
+                if not member.filename.endswith(".npy"):
+                    raise InputError(f"{path}: member {member.filename!r} is not a .npy array.")
+                with archive.open(member) as handle:
+                    version = np.lib.format.read_magic(handle)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)  # fmt: skip
+                    shape, _, dtype = read_header(handle)
+                    if dtype.hasobject:
+                        raise InputError(
+                            f"{path}: array {member.filename!r} holds Python objects (a pickle); "
+                            "only numeric arrays are read."
+                        )
+                    needed = math.prod(shape) * dtype.itemsize
+                    if needed > member.file_size:
+                        raise InputError(
+                            f"{path}: array {member.filename!r} declares shape {shape} ({needed:,} bytes) "
+                            f"but holds {member.file_size:,}: damaged or hostile file."
+                        )
+                with archive.open(member) as handle:
+                    arrays[member.filename[: -len(".npy")]] = np.lib.format.read_array(handle, allow_pickle=False)
+    except InputError:
+        raise
+    except Exception as error:  # numpy and zipfile raise several types for damaged files
+        raise InputError(f"{path}: not a readable {what} ({type(error).__name__}: {error}).") from error
+    return arrays
