@@ -4,13 +4,14 @@
     python benchmarks/readme_tables.py --check   # exit 1 when a table differs from its CSV
 
 A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
-`<!-- end table -->` (indented like its list item); the CSV's name (pipeline-, latency-, slide_memory-,
-accuracy_vs_latency-) picks the renderer. After a benchmark writes a new CSV,
+`<!-- end table -->` (indented like its list item); the file's name (pipeline-, latency-, slide_memory-,
+accuracy_vs_latency-, video_demo-) picks the renderer. After a benchmark writes a new CSV,
 point the marker at it and run this script.
 """
 
 import argparse
 import csv
+import json
 import os
 import re
 import sys
@@ -22,8 +23,9 @@ MARKER = re.compile(r"^(?P<indent> *)(?P<open><!-- table: (?P<name>[^ ]+) -->\n)
 
 
 def read_rows(name):
+    """A results file's rows: CSV rows, or a JSON file as its parsed value."""
     with open(os.path.join(RESULTS, name), newline="") as handle:
-        return list(csv.DictReader(handle))
+        return json.load(handle) if name.endswith(".json") else list(csv.DictReader(handle))
 
 
 def table(header, rows):
@@ -32,12 +34,15 @@ def table(header, rows):
 
 
 def pipeline_table(rows):
-    """Items/s each input pipeline delivers against the training step it feeds."""
+    """Items/s each input pipeline delivers against the training step it feeds (and peak RSS when measured)."""
+    memory = any(row.get("peak_rss_mb") for row in rows)
     body = [[row["pipeline"], f"{float(row['pipeline_per_s']):.4g} {row['unit']}",
              f"{float(row['train_step_per_s']):.3g}",
              f"{float(row['ratio']):.3g}" if row["meets_3x"] == "True" else f"**{float(row['ratio']):.3g}**"]
+            + ([f"{float(row['peak_rss_mb']):.0f} MB" if row.get("peak_rss_mb") else ""] if memory else [])
             for row in rows]  # fmt: skip
-    return table(["pipeline", "delivers /s", "train step eats /s", "ratio (want >= 3)"], body)
+    return table(["pipeline", "delivers /s", "train step eats /s", "ratio (want >= 3)"]
+                 + (["peak RSS"] if memory else []), body)  # fmt: skip
 
 
 LATENCY_RUNTIMES = {
@@ -109,7 +114,21 @@ def slide_memory_table(rows):
     return table(["slide", "pixels", "file", "tile by tile (peak RSS, time)", "level 0 read whole"], body)
 
 
-RENDERERS = {"pipeline": pipeline_table, "latency": latency_table, "slide_memory": slide_memory_table,
+def video_demo_table(results):
+    """The video demo's held-out report in S1's Table I layout (per class, accuracy, macro and weighted)."""
+    items = results["items"]
+    body = [[name, f"{row['precision']:.2f}", f"{row['recall']:.2f}", f"{row['f1']:.2f}", str(row["support"])]
+            for name, row in items["per_class"].items()]  # fmt: skip
+    body.append(["accuracy", "", "", f"{items['accuracy']:.2f}", str(items["samples"])])
+    for average in ("macro", "weighted"):
+        row = items[average]
+        body.append([f"{average} avg", f"{row['precision']:.2f}", f"{row['recall']:.2f}", f"{row['f1']:.2f}",
+                     str(items["samples"])])  # fmt: skip
+    body.append(["ROC-AUC / EER", "", "", f"{items['roc_auc']:.2f} / {items['eer']:.2f}", ""])
+    return table(["class", "precision", "recall", "F1", "support"], body)
+
+
+RENDERERS = {"pipeline": pipeline_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
              "accuracy_vs_latency": accuracy_table}  # fmt: skip
 
 

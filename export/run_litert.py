@@ -3,12 +3,14 @@
 
     pip install ai-edge-litert numpy
     python run_litert.py model.tflite --input samples.npy      # (N, H, W, C) raw 0..255 pixels
-    python run_litert.py model.tflite --input photo.png        # needs Pillow for images
+    python run_litert.py model.tflite --input photo.png        # needs opencv-python-headless (or Pillow)
     python run_litert.py model.tflite --runs 100 --threads 4   # latency only, synthetic input
 
 The sidecar `model.tflite.json` written by `medzoo export` (if present beside
-the model) gives the class names, the input value range and the threshold of
-a one-unit output. int8 input/output tensors are (de)quantized here with the
+the model) gives the class names, the input value range, the threshold of
+a one-unit output and the preprocessing recipe the model was trained with:
+images are resized as in training, by area averaging (OpenCV INTER_AREA, the
+one medzoo uses; Pillow's BOX filter, the same average, when OpenCV is absent). int8 input/output tensors are (de)quantized here with the
 tensor's own scale and zero point. Kept free of medzoo on purpose, so it
 repeats the few lines of medzoo.export.LiteRTModel that an edge box needs.
 """
@@ -32,22 +34,37 @@ def read_sidecar(model_path):
         return json.load(handle)
 
 
-def read_inputs(paths, height, width):
-    """Stacks .npy arrays and images (resized, RGB, float32 0..255) into one batch."""
+def read_inputs(paths, height, width, recipe=None):
+    """Stacks .npy arrays and images (RGB, float32 0..255, resized as the recipe says) into one batch."""
+    if (recipe or {}).get("interpolation", "area") != "area":
+        sys.exit(f"the model's recipe resizes with {recipe['interpolation']!r}; this runner knows 'area' only.")
     batches = []
     for path in paths:
         if path.endswith(".npy"):
-            array = np.load(path).astype(np.float32)
+            array = np.load(path, allow_pickle=False).astype(np.float32)
             batches.append(array if array.ndim == 4 or array.ndim == 5 else array[None])
             continue
-        try:
-            from PIL import Image
-        except ImportError:
-            sys.exit(f"{path}: reading images needs Pillow (pip install pillow); or pass a .npy array.")
-        with Image.open(path) as image:
-            resized = image.convert("RGB").resize((width, height), Image.BILINEAR)
-        batches.append(np.asarray(resized, np.float32)[None])
+        batches.append(read_image_area(path, height, width)[None])
     return np.concatenate(batches)
+
+
+def read_image_area(path, height, width):
+    """An image file -> (height, width, 3) RGB float32 0..255, resized by area averaging."""
+    try:
+        import cv2
+    except ImportError:
+        cv2 = None
+    if cv2 is not None:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            sys.exit(f"{path}: not a readable image.")
+        return cv2.resize(image[..., ::-1], (width, height), interpolation=cv2.INTER_AREA).astype(np.float32)
+    try:
+        from PIL import Image
+    except ImportError:
+        sys.exit(f"{path}: reading images needs opencv-python-headless or Pillow; or pass a .npy array.")
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB").resize((width, height), Image.BOX), np.float32)
 
 
 class Runner:
@@ -105,7 +122,7 @@ def main(argv=None):
     runner = Runner(args.model, args.threads)
     sample_shape = tuple(int(side) for side in runner.input["shape"][1:])
     if args.input:
-        inputs = read_inputs(args.input, sample_shape[-3], sample_shape[-2])
+        inputs = read_inputs(args.input, sample_shape[-3], sample_shape[-2], sidecar.get("recipe"))
         if inputs.shape[1:] != sample_shape:
             sys.exit(f"inputs have shape {inputs.shape[1:]}, the model takes {sample_shape}.")
     else:

@@ -7,9 +7,16 @@ import sys
 
 
 def _demo(args):
+    if args.system == "video":
+        from medzoo.pipelines.video import run_video_demo
+
+        run_video_demo(out_dir=args.out or "demo_video", epochs=4 if args.epochs is None else args.epochs,
+                       seed=args.seed)
+        return 0
     from medzoo.pipelines.demo import run_demo
 
-    run_demo(out_dir=args.out, epochs=args.epochs, latency_runs=args.runs, seed=args.seed)
+    run_demo(out_dir=args.out or "demo_output", epochs=6 if args.epochs is None else args.epochs,
+             latency_runs=args.runs, seed=args.seed)
     return 0
 
 
@@ -58,16 +65,20 @@ def _evaluate(args):
     results = evaluate_run(args.run_dir, args.data, args.out, args.aggregate, args.threshold)
     for level in ("items", "patients"):
         m = results[level]
+        if m is None:
+            print(f"{level:9s} not aggregated: some ids hold items of different labels")
+            continue
         auc = "-" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
         print(f"{level:9s} n={m['samples']:5d} accuracy {m['accuracy']:.4f} sensitivity "
               f"{m['macro']['recall']:.4f} specificity {m['macro']['specificity']:.4f} "
               f"F1 {m['macro']['f1']:.4f} ROC-AUC {auc} WMCLL {m['wmcll']:.4f}")
-    print(f"wrote {os.path.join(args.out or os.path.join(args.run_dir, 'evaluation'), 'metrics.json')}")
+    out = args.out or os.path.join(args.run_dir, "evaluation")
+    print(f"wrote {os.path.join(out, 'metrics.json')} and {os.path.join(out, 'report.md')} (per-class table, AUC, EER)")
     return 0
 
 
 def _experiment(args):
-    from medzoo.train.experiment import METRIC_COLUMNS, run_experiment
+    from medzoo.evaluate.experiment import METRIC_COLUMNS, run_experiment
 
     rows = run_experiment(args.configs, args.out, args.replicates, args.set)
     print(f"{'config':16s} {'cell':28s} {'rep':>3s} " + " ".join(f"{c:>9s}" for c in METRIC_COLUMNS))
@@ -76,7 +87,7 @@ def _experiment(args):
         print(f"{row['config']:16s} {row['cell']:28s} {row['replicate']:3d} {values}")
     print(f"wrote {os.path.join(args.out, 'experiment.csv')}")
     if args.compare:
-        from medzoo.train.experiment import compare_groups
+        from medzoo.evaluate.experiment import compare_groups
 
         print(compare_groups(rows, args.out))
     return 0
@@ -95,10 +106,18 @@ def _tune(args):
 def _prepare_video(args):
     from medzoo.data.video_cache import prepare_videos
 
-    summary = prepare_videos(args.source, args.destination, args.frames, args.size, args.faces)
+    summary = prepare_videos(args.source, args.destination, args.frames, args.size, args.faces, args.frame_step)
     print(f"prepared {summary['prepared']}, skipped {summary['skipped']} (cached already), "
           f"failed {len(summary['failed'])}")
     return _report_failures(args.command, summary["failed"], summary["prepared"] + summary["skipped"])
+
+
+def _predict(args):
+    from medzoo.pipelines.predict import predict_files
+
+    summary = predict_files(args.model, args.inputs, args.out, args.batch_size, args.threads)
+    print(f"predicted {summary['predicted']} files into {summary['csv']}, failed {len(summary['failed'])}")
+    return _report_failures(args.command, summary["failed"].values(), summary["predicted"])
 
 
 def _tile(args):
@@ -143,14 +162,14 @@ def _slide(args):
 def _export(args):
     from medzoo.export import ParityError, UnsupportedOpsError, export
     from medzoo.export.api import SUFFIXES
-    from medzoo.export.run_files import load_run
+    from medzoo.runs import RunFolder
 
-    run = load_run(args.source, args.data, args.labels)
-    model = run["model"]
+    run, model_path = RunFolder.of(args.source)
+    validation, calibration = run.read_export_samples(args.data)
+    labels = run.read_labels(args.labels)
+    model = run.load_model(model_path)
     out = args.out or os.path.join(
-        os.path.dirname(os.path.abspath(run["model_path"])),
-        "export",
-        f"{model.name}_{args.format}_{args.quantization or 'float32'}{SUFFIXES[args.format]}",
+        run.export_dir(), f"{model.name}_{args.format}_{args.quantization or 'float32'}{SUFFIXES[args.format]}"
     )
     try:
         sidecar = export(
@@ -158,9 +177,10 @@ def _export(args):
             out,
             format=args.format,
             quantization=args.quantization,
-            representative_data=run["representative_data"],
-            validation_data=run["validation_data"],
-            labels=run["labels"],
+            representative_data=calibration,
+            validation_data=validation,
+            labels=labels,
+            recipe=run.read_recipe(),
             integer_io=args.integer_io,
             opset=args.opset,
             calibration_samples=args.calibration_samples,
@@ -225,9 +245,11 @@ def build_parser():
                         help="most pixels kept from one video, frames x height x width (default: 2**30)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser("demo", help="train, export and time a model on the sample slide")
-    demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
-    demo.add_argument("--epochs", type=int, default=6, help="training epochs (default: 6)")
+    demo = commands.add_parser("demo", help="train, export and check a model end to end on bundled real data")
+    demo.add_argument("--system", choices=("slide", "video"), default="slide",
+                      help="slide: S5 stage 1 on the H&E sample; video: S1 CNN-LSTM, streamed (default: slide)")
+    demo.add_argument("--out", help="output folder (default: demo_output, or demo_video)")
+    demo.add_argument("--epochs", type=int, help="training epochs (default: 6 slide, 4 video)")
     demo.add_argument("--runs", type=int, default=50, help="timed calls per runtime (default: 50)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.set_defaults(run=_demo)
@@ -282,6 +304,8 @@ def build_parser():
     prepare.add_argument("--frames", type=int, default=10, help="frames per clip (default: 10)")
     prepare.add_argument("--size", type=int, default=224, help="frame side (default: 224)")
     prepare.add_argument("--faces", action="store_true", help="crop the MTCNN face of each frame")
+    prepare.add_argument("--frame-step", type=int,
+                         help="every Nth frame from the first (S1 faces: 5); default: spread over the video")
     prepare.set_defaults(run=_prepare_video)
 
     tile = commands.add_parser("tile", help="cut slides into tissue tiles (PNG + tiles.csv), resumable")
@@ -322,6 +346,14 @@ def build_parser():
     export.add_argument("--calibration-samples", type=int, default=100, help="(default: 100)")
     export.add_argument("--runs", type=int, default=50, help="timed calls, streaming (default: 50)")
     export.set_defaults(run=_export)
+
+    predict = commands.add_parser("predict", help="label videos, images or DICOM with a run, .keras, .tflite or .onnx")
+    predict.add_argument("model", help="run folder, .keras, .tflite, .onnx or litert_streaming folder")
+    predict.add_argument("inputs", nargs="+", help="files or folders (searched recursively)")
+    predict.add_argument("--out", default="predictions.csv", help="CSV of id, path, label, probability (default: predictions.csv)")
+    predict.add_argument("--batch-size", type=int, default=8, help="(default: 8)")
+    predict.add_argument("--threads", type=int, help="LiteRT / ONNX Runtime threads")
+    predict.set_defaults(run=_predict)
 
     backbones = commands.add_parser("backbones", help="list the backbone table")
     backbones.set_defaults(run=_backbones)

@@ -175,7 +175,7 @@ def test_readme_tables_are_rendered_from_the_committed_csvs(tmp_path):
     script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "readme_tables.py")
     check = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
-    assert "4 README tables match" in check.stdout
+    assert "README tables match" in check.stdout and int(check.stdout.split()[0]) >= 5
     stale = tmp_path / "README.md"
     text = open(os.path.join(os.path.dirname(script), "..", "README.md")).read()
     stale.write_text(text.replace("| 55.4 |", "| 54.0 |", 1))  # a retyped figure

@@ -39,8 +39,9 @@ def test_demo_trains_exports_and_verifies(demo):
     assert written == [
         "export_samples.npz",
         "labels.json",
+        "model.keras",
+        "recipe.json",
         "results.json",
-        "slide_background.keras",
         "slide_background_litert_float32.tflite",
         "slide_background_litert_float32.tflite.json",
         "slide_background_litert_int8.tflite",

@@ -261,12 +261,6 @@ def test_experiment_replicates_and_tuning(image_folder, tmp_path, capsys):
     tuning = ["tune", "--config", str(tmp_path / "tune.json"), "--set", "epochs=1",
               "--out", str(tmp_path / "tune"), "--trials", "1"]
     (tmp_path / "tune.json").write_text(json.dumps(tiny_config(image_folder, epochs=3)))
-    train = ["train", "--config", str(tmp_path / "tune.json"), "--set", "epochs=1",
-             "--set", "data.augment=stroke", "--run-dir", str(tmp_path / "cli-run")]
-    assert main(train) == 0
-    assert f"trained transfer_classifier into {tmp_path / 'cli-run'}" in capsys.readouterr().out
-    recorded = json.loads((tmp_path / "cli-run" / "run_config.json").read_text())["config"]
-    assert recorded["epochs"] == 1 and recorded["data"]["augment"] == "stroke"
     assert main(["train", "--config", str(tmp_path / "absent.yaml"), "--run-dir", str(tmp_path / "x")]) == 2
     assert "config file not found" in capsys.readouterr().err
     assert main(tuning) == 0

@@ -27,6 +27,21 @@ def dataset_rate(dataset, batches, items_key):
     return count / (time.perf_counter() - start)
 
 
+def epoch_rate(dataset, items_key):
+    """(items per second over one whole pass, items seen) of a batched dataset, first batch included.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> data = tf.data.Dataset.from_tensor_slices({"frames": np.zeros((10, 2, 4, 4, 3))}).batch(4)
+        >>> epoch_rate(data, "frames")[1]
+        10
+    """
+    count, start = 0, time.perf_counter()
+    for batch in dataset:
+        count += int(batch[items_key].shape[0])
+    return count / (time.perf_counter() - start), count
+
+
 def train_step_rate(model, inputs, labels, steps):
     """Items per second `model.train_on_batch` consumes on one fixed batch (after one warm-up step).
 

@@ -2,8 +2,6 @@
 
 import numpy as np
 
-from medzoo.io import atomic_path
-
 
 def pareto_front(latencies, scores):
     """True for points no other point beats on both axes (faster or equal, and better or equal).
@@ -30,12 +28,9 @@ def plot_tradeoff(rows, path, title, metrics=("accuracy", "auc")):
         title: str. Figure title.
         metrics: tuple of str. Row keys plotted on the y axes.
     """
-    import matplotlib
+    from medzoo.io.figures import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.5), squeeze=False)
+    _, figure, axes = new_figure((6 * len(metrics), 4.5), 100, nrows=1, ncols=len(metrics), squeeze=False)
     latency = np.array([row["p50_ms"] for row in rows])
     for axis, metric in zip(axes[0], metrics):
         score = np.array([row[metric] for row in rows], float)
@@ -52,8 +47,4 @@ def plot_tradeoff(rows, path, title, metrics=("accuracy", "auc")):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(title)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, format="png")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=120)

@@ -6,11 +6,14 @@ Names load on first use, so `medzoo.data.tiles` (slides, no TensorFlow) stays li
 from medzoo.lazy import lazy_attributes
 
 _SOURCES = {
-    "PRESETS": "augment", "RandomGamma": "augment", "RandomRotation90": "augment", "augmenter": "augment",
+    "PRESETS": "augment", "RandomGamma": "augment", "RandomRotation90": "augment",
+    "augment_dataset": "augment", "augmenter": "augment",
     "LabelMap": "datasets", "class_weights": "datasets", "folder_dataset": "datasets",
     "image_dataset": "datasets", "manifest_dataset": "datasets", "oversample": "datasets",
     "read_ct_sequence": "sequences", "sequence_dataset": "sequences", "slice_dataset": "sequences",
     "kfold_by_id": "splits", "split_by_id": "splits",
+    "clip_dataset": "clips", "read_records": "sources", "source_dataset": "sources",
+    "make_recipe": "recipe", "load_input": "recipe",
     "FaceCropper": "video", "load_video_clip": "video", "sample_frame_indices": "video",
     "prepare_videos": "video_cache", "video_dataset": "video_cache",
 }  # fmt: skip

@@ -1,7 +1,10 @@
 """Augmentation presets from the seeds, as Keras 3 preprocessing layers run inside tf.data.
 
-Images are raw 0..255 floats (the models scale inside). Use `augmenter(preset)`
-on dataset elements: `dataset.map(augmenter("pathology", seed=0))`.
+Images are raw 0..255 floats (the models scale inside). Apply a preset to a
+dataset of element dicts with `augment_dataset(dataset, "pathology", seed=0)`.
+The image presets run Keras layers in one thread (they share a seed state,
+so parallel calls would race for draws); "video" runs stateless random ops
+keyed by (seed, position) on every core (`medzoo.data.clip_augment`).
 """
 
 import keras
@@ -86,8 +89,7 @@ def preset_layers(preset, seed=None):
     "echo" (S4): translation 20%, zoom 0.5x..2x, rotation 10 degrees, gamma 0.5..1.2.
     "pathology" (S5): flips, sharpness, rotation, colour jitter (brightness 0.2,
     hue 0.5, saturation 0.5); `augmenter` applies it to half the samples.
-    "video": flips, rotation 10 degrees, zoom, translation, brightness,
-    contrast: geometric and per-pixel only, so one draw fits a whole clip.
+    "video" is not a layer list: see `medzoo.data.clip_augment`.
     """
     if preset == "stroke":
         return [
@@ -112,15 +114,6 @@ def preset_layers(preset, seed=None):
                 brightness_factor=0.2, saturation_factor=0.5, hue_factor=0.5, seed=seed
             ),
         ]
-    if preset == "video":
-        return [
-            layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(10 / 360, seed=seed),
-            layers.RandomZoom(0.2, seed=seed),
-            layers.RandomTranslation(0.1, 0.1, seed=seed),
-            layers.RandomBrightness(0.2, value_range=(0, 255), seed=seed),
-            layers.RandomContrast(0.2, value_range=(0, 255), seed=seed),
-        ]
     raise ValueError(f"Unknown augmentation preset {preset!r}; choose from {PRESETS}.")
 
 
@@ -142,6 +135,8 @@ def augmenter(preset, seed=None):
     """
     import tensorflow as tf
 
+    if preset == "video":
+        raise ValueError('the "video" preset draws per stream position: use augment_dataset(dataset, "video", seed).')
     pipeline = preset_layers(preset, seed)
     coin = keras.random.SeedGenerator(seed)
 
@@ -176,3 +171,19 @@ def augmenter(preset, seed=None):
         return element
 
     return augment
+
+
+def augment_dataset(dataset, preset, seed=None):
+    """`dataset` of element dicts with the preset applied, reproducibly under `seed`.
+
+    Example:
+        >>> import tensorflow as tf, numpy as np
+        >>> clips = tf.data.Dataset.from_tensors({"frames": np.zeros((4, 32, 32, 3), np.float32)}).repeat(3)
+        >>> [tuple(e["frames"].shape) for e in augment_dataset(clips, "video", seed=0)]
+        [(4, 32, 32, 3), (4, 32, 32, 3), (4, 32, 32, 3)]
+    """
+    if preset == "video":
+        from medzoo.data.clip_augment import augment_clips
+
+        return augment_clips(dataset, 0 if seed is None else seed)
+    return dataset.map(augmenter(preset, seed=seed))  # one thread: Keras' layers share a seed state

@@ -82,14 +82,14 @@ def clip_dataset(paths, labels, ids, num_frames=10, size=224, batch_size=8, shuf
     """
     import tensorflow as tf
 
-    from medzoo.data.augment import augmenter
+    from medzoo.data.augment import augment_dataset
 
     records = clip_records(paths, labels, ids)
     if shuffle:
         records = records.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     dataset = load_clips(records, num_frames, size)
     if augment:
-        dataset = dataset.map(augmenter(augment, seed=seed))
+        dataset = augment_dataset(dataset, augment, seed)
     if batch_size:
         dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)

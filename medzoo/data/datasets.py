@@ -201,7 +201,7 @@ def image_dataset(
     """
     import tensorflow as tf
 
-    from medzoo.data.augment import augmenter
+    from medzoo.data.augment import augment_dataset
 
     if not (len(paths) == len(labels) == len(ids)):
         raise ValueError(f"{len(paths)} paths, {len(labels)} labels and {len(ids)} ids differ in length.")
@@ -234,9 +234,7 @@ def image_dataset(
     if shuffle:
         dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     if augment:
-        # One thread: Keras' random layers draw from a shared seed state, so
-        # parallel calls would hand out the draws in a racy order.
-        dataset = dataset.map(augmenter(augment, seed=seed))
+        dataset = augment_dataset(dataset, augment, seed)
     if batch_size:
         dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)

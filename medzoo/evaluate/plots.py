@@ -3,31 +3,14 @@
 import numpy as np
 
 from medzoo.evaluate.metrics import as_probabilities
-from medzoo.io.atomic import atomic_path
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt, *plt.subplots(figsize=(5, 4), dpi=100)
-
-
-def _save(plt, figure, path):
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
-    return path
+from medzoo.io.figures import new_figure, save_figure
 
 
 def plot_roc(y_true, y_prob, path, class_names=None):
     """ROC curve(s), one-vs-rest per class for K > 2, AUC in the legend; writes `path`."""
     from sklearn.metrics import auc, roc_curve
 
-    plt, figure, axes = _figure()
+    _, figure, axes = new_figure()
     probs = as_probabilities(y_prob)
     classes = [1] if probs.shape[1] == 2 else range(probs.shape[1])
     for label in classes:
@@ -38,14 +21,14 @@ def plot_roc(y_true, y_prob, path, class_names=None):
     axes.set(xlabel="false positive rate (1 - specificity)", ylabel="true positive rate (sensitivity)",
              title="ROC")
     axes.legend(loc="lower right")
-    return _save(plt, figure, path)
+    return save_figure(figure, path)
 
 
 def plot_pr(y_true, y_prob, path, class_names=None):
     """Precision-recall curve(s) with average precision; writes `path`."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    plt, figure, axes = _figure()
+    _, figure, axes = new_figure()
     probs = as_probabilities(y_prob)
     classes = [1] if probs.shape[1] == 2 else range(probs.shape[1])
     for label in classes:
@@ -55,12 +38,12 @@ def plot_pr(y_true, y_prob, path, class_names=None):
         axes.plot(recall, precision, label=f"{name} (AP {average_precision_score(truth, probs[:, label]):.3f})")
     axes.set(xlabel="recall", ylabel="precision", title="Precision-recall")
     axes.legend(loc="lower left")
-    return _save(plt, figure, path)
+    return save_figure(figure, path)
 
 
 def plot_confusion(confusion, path, class_names=None):
     """A confusion matrix with counts; writes `path`."""
-    plt, figure, axes = _figure()
+    _, figure, axes = new_figure()
     confusion = np.asarray(confusion)
     axes.imshow(confusion, cmap="Blues")
     names = class_names or [str(i) for i in range(len(confusion))]
@@ -69,25 +52,12 @@ def plot_confusion(confusion, path, class_names=None):
     for (row, column), count in np.ndenumerate(confusion):
         colour = "white" if count > confusion.max() / 2 else "black"
         axes.text(column, row, str(count), ha="center", va="center", color=colour)
-    return _save(plt, figure, path)
-
-
-def plot_history(history, path):
-    """Training curves: every metric in a Keras history dict (and its val_ twin); writes `path`."""
-    plt, figure, axes = _figure()
-    for name, values in history.items():
-        if not name.startswith("val_") and name not in ("epoch", "learning_rate"):
-            line = axes.plot(values, label=name)[0]
-            if f"val_{name}" in history:
-                axes.plot(history[f"val_{name}"], "--", color=line.get_color(), label=f"val_{name}")
-    axes.set(xlabel="epoch", title="Training")
-    axes.legend()
-    return _save(plt, figure, path)
+    return save_figure(figure, path)
 
 
 def plot_replicates(samples, path, metric="accuracy"):
     """Box plot of a metric over replicates, one box per model ({name: values}); writes `path`."""
-    plt, figure, axes = _figure()
+    _, figure, axes = new_figure()
     axes.boxplot(list(samples.values()), tick_labels=list(samples))
     axes.set(ylabel=metric, title=f"{metric} over replicates")
-    return _save(plt, figure, path)
+    return save_figure(figure, path)

@@ -1,4 +1,4 @@
-"""`medzoo evaluate RUN_DIR --data ...`: item- and patient-level metrics, plots, metrics.json."""
+"""`medzoo evaluate RUN_DIR --data ...`: item- and patient-level metrics, the report table, plots, metrics.json."""
 
 import json
 import os
@@ -6,81 +6,130 @@ import os
 import numpy as np
 
 from medzoo.evaluate.aggregate import aggregate_by_id
-from medzoo.evaluate.metrics import classification_metrics, wmcll
+from medzoo.evaluate.metrics import as_probabilities, classification_metrics, wmcll
 from medzoo.evaluate.plots import plot_confusion, plot_pr, plot_roc
-from medzoo.io.atomic import write_bytes_atomic
+from medzoo.io.atomic import write_bytes_atomic, write_csv
+from medzoo.runs import RunFolder
 
 
-def load_evaluation_data(source, label_names, input_shape, batch_size=32):
-    """(tf.data of element dicts, inputs key) for a folder / CSV of images or a video cache."""
-    from medzoo.data.datasets import (
-        LabelMap,
-        image_dataset,
-        read_manifest,
-        scan_class_folders,
-    )
-    from medzoo.data.video_cache import video_dataset
+def predict_batches(model, dataset, inputs_key):
+    """(probabilities, true labels, ids) of a model over a batched dataset of element dicts."""
+    probabilities, truths, ids = [], [], []
+    for batch in dataset:
+        probabilities.append(np.asarray(model.predict_on_batch(batch[inputs_key])))
+        truths.append(batch["label"].numpy())
+        ids.extend(identifier.decode() for identifier in batch["id"].numpy())
+    if not ids:
+        raise ValueError("no samples to evaluate.")
+    return np.concatenate(probabilities), np.concatenate(truths), np.array(ids)
 
-    if len(input_shape) == 4:
-        return video_dataset(source, label_names=label_names, batch_size=batch_size), "frames"
-    if str(source).endswith(".csv"):
-        found = read_manifest(source)
-        paths, names, ids = found["path"], found["label"], found["id"]
-    else:
-        paths, names, ids = scan_class_folders(source)
-    label_map = LabelMap.from_names(label_names) if label_names else LabelMap(names)
-    dataset = image_dataset(paths, label_map.indices(names), ids, image_size=input_shape[0],
-                            batch_size=batch_size, cache=False)
-    return dataset, "image"
+
+def report_table(metrics):
+    """The per-class report as a markdown table (S1's Table I layout: precision, recall, F1, support).
+
+    Example:
+        >>> m = classification_metrics([0, 1, 1, 0], [0.2, 0.9, 0.4, 0.1], class_names=["real", "fake"])
+        >>> print(report_table(m).splitlines()[2])
+        | real | 0.67 | 1.00 | 0.80 | 2 |
+    """
+    lines = ["| class | precision | recall | F1 | support |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name, row in metrics["per_class"].items():
+        lines.append(f"| {name} | {row['precision']:.2f} | {row['recall']:.2f} | {row['f1']:.2f} | {row['support']} |")
+    support = metrics["samples"]
+    lines.append(f"| accuracy | | | {metrics['accuracy']:.2f} | {support} |")
+    for average in ("macro", "weighted"):
+        row = metrics[average]
+        lines.append(f"| {average} avg | {row['precision']:.2f} | {row['recall']:.2f} | {row['f1']:.2f} | {support} |")
+    return "\n".join(lines) + "\n"
 
 
 def evaluate_predictions(y_true, y_prob, ids, class_names, out_dir, aggregate="mean",
                          threshold_method=None, class_weights=None):
-    """Item and per-id metrics (+ WMCLL) from predictions; writes metrics.json and PNG plots."""
+    """Item and per-id metrics (+ WMCLL) from predictions; writes metrics.json, report.md and PNG plots."""
     os.makedirs(out_dir, exist_ok=True)
     item = classification_metrics(y_true, y_prob, threshold_method=threshold_method, class_names=class_names)
     item["wmcll"] = wmcll(y_true, y_prob, class_weights)
-    unique_ids, id_prob, id_true = aggregate_by_id(ids, y_prob, y_true, method=aggregate)
-    patient = classification_metrics(id_true, id_prob, threshold_method=threshold_method,
-                                     class_names=class_names)
-    patient["wmcll"] = wmcll(id_true, id_prob, class_weights)
-    patient["aggregation"] = aggregate
-    plots = {}
+    plots, patient, unique_ids = {}, None, np.unique(ids)
+    if _one_label_per_id(ids, y_true):  # e.g. not an identity with real and fake videos
+        unique_ids, id_prob, id_true = aggregate_by_id(ids, y_prob, y_true, method=aggregate)
+        patient = classification_metrics(id_true, id_prob, threshold_method=threshold_method,
+                                         class_names=class_names)
+        patient["wmcll"] = wmcll(id_true, id_prob, class_weights)
+        patient["aggregation"] = aggregate
+        plots["patient_confusion"] = plot_confusion(
+            patient["confusion_matrix"], os.path.join(out_dir, "patient_confusion.png"), class_names)
     if item["roc_auc"] is not None:
         plots["roc"] = plot_roc(y_true, y_prob, os.path.join(out_dir, "roc.png"), class_names)
         plots["pr"] = plot_pr(y_true, y_prob, os.path.join(out_dir, "pr.png"), class_names)
     plots["confusion"] = plot_confusion(item["confusion_matrix"], os.path.join(out_dir, "confusion.png"),
                                         class_names)
-    plots["patient_confusion"] = plot_confusion(
-        patient["confusion_matrix"], os.path.join(out_dir, "patient_confusion.png"), class_names)
     results = {"items": item, "patients": patient, "ids": len(unique_ids),
                "plots": {k: os.path.basename(v) for k, v in plots.items()}}
     write_bytes_atomic(os.path.join(out_dir, "metrics.json"), json.dumps(results, indent=2))
+    write_bytes_atomic(os.path.join(out_dir, "report.md"), _report(item, patient, len(unique_ids)))
+    write_csv(os.path.join(out_dir, "predictions.csv"), _prediction_rows(y_true, y_prob, ids, class_names))
     return results
 
 
+def _prediction_rows(y_true, y_prob, ids, class_names):
+    probabilities = as_probabilities(y_prob)
+    names = [str(name) for name in (class_names or range(probabilities.shape[1]))]
+    return [{"id": identifier, "label": names[int(truth)],
+             **{f"p_{name}": float(p) for name, p in zip(names, row)}}
+            for identifier, truth, row in zip(ids, y_true, probabilities)]  # fmt: skip
+
+
+def _one_label_per_id(ids, labels):
+    pairs = {(identifier, int(label)) for identifier, label in zip(ids, labels)}
+    return len(pairs) == len({identifier for identifier, _ in pairs})
+
+
+def _report(item, patient, id_count):
+    def summary(metrics):
+        auc = "-" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}"
+        eer = "-" if metrics.get("eer") is None else f"{metrics['eer']:.4f}"
+        threshold = "" if metrics["threshold"] is None else f", threshold {metrics['threshold']:.2f}"
+        return f"ROC-AUC {auc}, EER {eer}{threshold}; confusion matrix (rows true, columns predicted) {metrics['confusion_matrix']}"
+
+    text = f"## Items ({item['samples']})\n\n{report_table(item)}\n{summary(item)}\n"
+    if patient is None:
+        return text + f"\nPer id: not aggregated ({id_count} ids, some with items of different labels).\n"
+    return (text + f"\n## Per id ({id_count} ids, {patient['aggregation']} of item probabilities)\n\n"
+            f"{report_table(patient)}\n{summary(patient)}\n")  # fmt: skip
+
+
 def evaluate_run(run_dir, data, out_dir=None, aggregate="mean", threshold_method=None, batch_size=32):
-    """Evaluates a run folder's model.keras on `data` (folder, CSV manifest or video cache).
+    """Evaluates a run's model on `data` (image folder, CSV manifest, videos or a video cache).
 
     Returns:
-        dict with "items" and "patients" metric dicts (see `classification_metrics`,
+        dict with "items" and "patients" metric dicts (see `classification_metrics`; "patients" is
+        None when an id holds items of different labels),
         plus "wmcll"), written to `<out_dir or run_dir/evaluation>/metrics.json` with
-        roc.png, pr.png, confusion.png and patient_confusion.png.
+        report.md (per-class table, AUC, EER), predictions.csv (id, true label,
+        class probabilities), roc.png, pr.png, confusion.png and patient_confusion.png.
     """
-    from medzoo.export.run_files import find_model_file
-    from medzoo.io.tables import read_labels
-    from medzoo.models.registry import load_model
+    from medzoo.data.recipe import make_recipe
+    from medzoo.data.sources import source_dataset
 
-    model = load_model(find_model_file(run_dir))
-    labels_path = os.path.join(run_dir, "labels.json")
-    class_names = read_labels(labels_path) if os.path.isfile(labels_path) else None
-    dataset, key = load_evaluation_data(data, class_names, tuple(model.inputs[0].shape[1:]), batch_size)
-    probabilities, truths, ids = [], [], []
-    for batch in dataset:
-        probabilities.append(model.predict_on_batch(batch[key]))
-        truths.append(batch["label"].numpy())
-        ids.extend(identifier.decode() for identifier in batch["id"].numpy())
-    return evaluate_predictions(
-        np.concatenate(truths), np.concatenate(probabilities), np.array(ids), class_names,
-        out_dir or os.path.join(run_dir, "evaluation"), aggregate, threshold_method,
-    )
+    run, _ = RunFolder.of(run_dir)
+    model = run.load_model()
+    recipe = run.read_recipe() or make_recipe(model.inputs[0].shape[1:])
+    dataset, key, class_names = source_dataset(data, run.read_labels(), recipe, batch_size)
+    probabilities, truths, ids = predict_batches(model, dataset, key)
+    return evaluate_predictions(truths, probabilities, ids, class_names, run.evaluation_dir(out_dir),
+                                aggregate, threshold_method)  # fmt: skip
+
+
+def evaluate_validation(run_dir, config=None, out_dir=None):
+    """Evaluates a run on its own validation split (the one `fit` drew by id), like `evaluate_run`."""
+    from medzoo.data.sources import element_stream, inputs_key
+    from medzoo.train.fit import load_training_data
+
+    run = RunFolder(run_dir)
+    model, recipe = run.load_model(), run.read_recipe()
+    _, val, _, _ = load_training_data(config or run.read_config(), recipe)
+    if val is None:
+        raise ValueError("the run has no validation split: set data.val or data.val_fraction.")
+    base, decode = element_stream(val, val["label"], recipe)
+    probabilities, truths, ids = predict_batches(model, decode(base).batch(32), inputs_key(recipe))
+    return evaluate_predictions(truths, probabilities, ids, run.read_labels(), run.evaluation_dir(out_dir))

@@ -198,6 +198,7 @@ def export(
     representative_data=None,
     validation_data=None,
     labels=None,
+    recipe=None,
     integer_io=False,
     opset=17,
     calibration_samples=100,
@@ -223,6 +224,10 @@ def export(
         validation_data: real inputs, ideally with labels, for the parity check.
             Defaults to None.
         labels: list of str or None. Class names for the sidecar. Defaults to None.
+        recipe: dict or None. The preprocessing recipe the model was trained
+            with (`medzoo.data.recipe`; a run's recipe.json); the sidecar
+            carries it for `medzoo predict` and the device runners. Defaults
+            to None: the plain recipe of the model's input shape.
         integer_io: bool. With "int8", int8 input and output tensors. Defaults to False.
         opset: int. ONNX opset. Defaults to 17.
         calibration_samples: int. Samples that calibrate "int8". Defaults to 100.
@@ -280,8 +285,11 @@ def export(
         parity_samples,
         input_rank,
     )
+    from medzoo.data.recipe import check_recipe, make_recipe
+
     sidecar = {
         **model_card(model, labels),
+        "recipe": check_recipe(recipe, "recipe") if recipe else make_recipe(model.inputs[0].shape[1:]),
         "format": format,
         "quantization": quantization or "float32",
         "integer_io": integer_io,

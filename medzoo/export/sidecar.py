@@ -1,22 +1,9 @@
 """What an exported artifact needs beside it: input contract, labels, versions."""
 
 import datetime
-import importlib.metadata
 
-LIBRARIES = ("medzoo", "tensorflow", "keras", "numpy", "ai-edge-litert", "tf2onnx", "onnx", "onnxruntime")
+from medzoo.runs import library_versions
 
-
-def library_versions():
-    """Returns {package: version} for the libraries an export depends on (installed ones)."""
-    versions = {}
-    for name in LIBRARIES:
-        for candidate in (name, f"{name}-cpu"):  # tensorflow-cpu installs as its own distribution
-            try:
-                versions[name] = importlib.metadata.version(candidate)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
-    return versions
 
 
 def output_activation(model):

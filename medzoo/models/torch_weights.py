@@ -2,8 +2,6 @@
 
 import collections
 
-import numpy as np
-
 
 def _torch_modules(state_dict):
     """Groups a state dict by module prefix, in file order, dropping BN's batch counter."""
@@ -44,7 +42,7 @@ def port_torch_weights(model, state_dict):
         state_dict: dict name -> array, e.g. from `read_torch_state_dict`.
 
     Example:
-        >>> import keras
+        >>> import keras, numpy as np
         >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
         >>> port_torch_weights(model, {"fc.weight": np.ones((2, 3)), "fc.bias": np.zeros(2)})
         >>> model.layers[0].get_weights()[0].tolist()

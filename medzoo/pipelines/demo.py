@@ -16,7 +16,7 @@ from medzoo.bench import time_calls
 from medzoo.data.samples import sample_slide_path
 from medzoo.data.tiles import slide_tiles
 from medzoo.errors import InputError
-from medzoo.io import atomic_path, open_slide, write_bytes_atomic
+from medzoo.io import open_slide, write_bytes_atomic
 
 TISSUE_THRESHOLD = 0.30
 CLASS_NAMES = ("background", "tissue")
@@ -64,7 +64,9 @@ def run_demo(
     import keras
     from sklearn.model_selection import train_test_split
 
+    from medzoo.data.recipe import make_recipe
     from medzoo.export import LiteRTModel, ParityError, export, predicted_classes
+    from medzoo.runs import RunFolder
     from medzoo.models import create_model
     from medzoo.train import recompute_batchnorm_statistics
 
@@ -95,17 +97,12 @@ def run_demo(
         model, (x_train[start : start + batch_size] for start in range(0, len(x_train), batch_size))
     )
     keras_probs = model.predict(x_test, batch_size=batch_size, verbose=0)
-    with atomic_path(os.path.join(out_dir, "slide_background.keras")) as tmp:
-        model.save(tmp)
-    # What `medzoo export demo_output` needs: class names and real tiles.
-    write_bytes_atomic(os.path.join(out_dir, "labels.json"), json.dumps(list(CLASS_NAMES)))
-    with atomic_path(os.path.join(out_dir, "export_samples.npz")) as tmp:
-        np.savez_compressed(
-            tmp,
-            x=x_test.astype(np.uint8),
-            y=y_test,
-            calibration=x_train[:calibration_samples].astype(np.uint8),
-        )
+    # The output folder is a run folder: `medzoo export demo_output` and `medzoo predict` read it.
+    run = RunFolder(out_dir).create()
+    run.save_model(model)
+    run.write_labels(CLASS_NAMES)
+    run.write_recipe(make_recipe(model.inputs[0].shape[1:]))
+    run.write_export_samples(x_test.astype(np.uint8), x_train[:calibration_samples].astype(np.uint8), y_test)
 
     def accuracy(probs):
         return float((predicted_classes(probs) == y_test).mean())

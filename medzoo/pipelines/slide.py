@@ -14,7 +14,7 @@ import numpy as np
 
 from medzoo.data.tiles import slide_tiles, tile_grid
 from medzoo.errors import InputError
-from medzoo.io import atomic_path, open_slide, slide_thumbnail
+from medzoo.io import open_slide, slide_thumbnail
 
 
 def _resize_batch(tiles, shape):
@@ -203,15 +203,14 @@ def save_tile_map(path, slide_path, result, score="cells_probability", backend="
     (e.g. stage 2 on tiles stage 1 dropped) are outlined only.
     """
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
+
+    from medzoo.io.figures import new_figure, save_figure
 
     with open_slide(slide_path, backend=backend) as slide:
         thumbnail = slide_thumbnail(slide, 1024)
         scale = thumbnail.shape[1] / slide.level_dimensions[0][0]
-    figure, axis = plt.subplots(figsize=(8, 8 * thumbnail.shape[0] / thumbnail.shape[1] + 0.6))
+    plt, figure, axis = new_figure((8, 8 * thumbnail.shape[0] / thumbnail.shape[1] + 0.6))
     axis.imshow(thumbnail, extent=(0, thumbnail.shape[1], thumbnail.shape[0], 0))
     colormap = plt.get_cmap("viridis")
     side = result.tile_side * scale
@@ -224,11 +223,7 @@ def save_tile_map(path, slide_path, result, score="cells_probability", backend="
     figure.colorbar(mappable, ax=axis, fraction=0.04, label=score)
     axis.set_title(f"{result.slide_id}: {score} of {len(result.tiles)} tiles ({result.tiles_total} in the grid)")
     axis.set_axis_off()
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)
 
 
 def read_patient_table(path):

@@ -1,20 +1,20 @@
-"""`medzoo.train.fit`: one training run into a run folder, resumable after a kill.
+"""`medzoo.train.fit`: one training run into a run folder (`medzoo.runs.RunFolder`), resumable after a kill.
 
-The run folder holds run_config.json (resolved config + library versions),
-history.csv, checkpoints/ (best and last), backup/ (BackupAndRestore state),
-model.keras, labels.json, export_samples.npz (what `medzoo export` needs) and
-training.png.
+Images and clips (videos, prepare-video caches) train through the same
+code: the data source says which, the model's input shape must agree.
+Clips stream from disk every epoch; images are decoded once and cached.
 """
 
-import json
 import math
 import os
 
 import numpy as np
 
-from medzoo.io.atomic import atomic_path, write_bytes_atomic
+from medzoo.io.atomic import atomic_path
+from medzoo.runs import RunFolder
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
+EXPORT_SAMPLES = {"image": 128, "clip": 16}  # real inputs kept for `medzoo export` (clips are big)
 
 
 def make_optimizer(name, learning_rate, weight_decay=None, ema=False):
@@ -65,13 +65,15 @@ def to_keras_pairs(dataset, inputs_key, class_weights=None):
 def epoch_stream(base, first_epoch, epochs, seed, size, batch_size, prepare):
     """Batches of epochs first_epoch..epochs-1, each epoch shuffled by (seed, epoch) alone.
 
-    `prepare` maps an epoch's shuffled elements to batches. A resumed run
-    therefore sees exactly the batches an uninterrupted run would have seen
-    from that epoch on, and no batch straddles two epochs.
+    `prepare(elements, epoch_seed)` maps an epoch's shuffled elements to
+    batches. A resumed run therefore sees exactly the batches an
+    uninterrupted run would have seen from that epoch on, and no batch
+    straddles two epochs.
     """
     import tensorflow as tf
 
-    per_epoch = [prepare(base.shuffle(size, seed=seed * 100003 + epoch)) for epoch in range(first_epoch, epochs)]
+    epoch_seeds = [seed * 100003 + epoch for epoch in range(first_epoch, epochs)]
+    per_epoch = [prepare(base.shuffle(size, seed=epoch_seed), epoch_seed) for epoch_seed in epoch_seeds]
     steps = math.ceil(size / batch_size)
     order = tf.data.Dataset.range(len(per_epoch)).flat_map(
         lambda index: tf.data.Dataset.from_tensors(index).repeat(steps)
@@ -79,45 +81,44 @@ def epoch_stream(base, first_epoch, epochs, seed, size, batch_size, prepare):
     return tf.data.Dataset.choose_from_datasets(per_epoch, order)
 
 
-def load_training_data(config):
-    """(train records, val records, label names) from config["data"]: folders or CSV manifests.
+def load_training_data(config, recipe=None):
+    """(train records, val records or None, label names, kind) from config["data"].
 
-    Records are (paths, label indices, ids); val is split off train by id when
-    config["data"]["val"] is None.
+    Records are dicts of path, label (int indices), id[, boxes]; kind is
+    "image" or "clip" (checked against `recipe` when given). Without
+    data.val, val_fraction of the train ids is split off by id (no id in both).
     """
-    from medzoo.data.datasets import LabelMap, read_manifest, scan_class_folders
+    from medzoo.data.datasets import LabelMap
+    from medzoo.data.sources import check_kind, read_records
     from medzoo.data.splits import split_by_id
-
-    def records(source):
-        if source is None:
-            return None
-        if str(source).endswith(".csv"):
-            found = read_manifest(source)
-            return found["path"], found["label"], found["id"]
-        return scan_class_folders(source)
+    from medzoo.errors import InputError
 
     data = config["data"]
-    train = records(data["train"])
-    if train is None:
-        raise ValueError("config data.train is required (folder of class folders or CSV manifest).")
-    val = records(data["val"])
-    if val is None and data["val_fraction"]:
-        parts = split_by_id(train[2], train[1], (1 - data["val_fraction"], data["val_fraction"], 0.0),
-                            seed=config["seed"])
-        val = tuple([column[i] for i in parts["val"]] for column in train)
-        train = tuple([column[i] for i in parts["train"]] for column in train)
-    label_map = LabelMap(train[1])
-    encode = lambda part: (part[0], label_map.indices(part[1]), part[2])  # noqa: E731
-    return encode(train), (encode(val) if val else None), label_map.names
+    if data["train"] is None:
+        raise InputError("config data.train is required (folder of class folders, CSV manifest or video cache).")
+    train, kind = read_records(data["train"])
+    if recipe is not None:
+        check_kind(data["train"], kind, recipe)
+    val = None
+    if data["val"] is not None:
+        val, val_kind = read_records(data["val"])
+        if val_kind != kind:
+            raise InputError(f"{data['val']}: holds {val_kind}s but data.train holds {kind}s.")
+    elif data["val_fraction"]:
+        if len(set(train["id"])) < 2:
+            raise InputError(f"{data['train']}: {len(set(train['id']))} id cannot be split into train and "
+                             "validation: add data, set data.val, or data.val_fraction=0.")
+        parts = split_by_id(train["id"], train["label"], (1 - data["val_fraction"], data["val_fraction"], 0.0),
+                            seed=config["seed"])  # fmt: skip
+        val, train = (_select(train, parts["val"]), _select(train, parts["train"]))
+    label_map = LabelMap.from_names(data["classes"]) if data["classes"] else LabelMap(train["label"])
+    encode = lambda part: {**part, "label": label_map.indices(part["label"])}  # noqa: E731
+    return encode(train), (encode(val) if val else None), label_map.names, kind
 
 
-def resume_epoch(backup_dir):
-    """The epoch a BackupAndRestore folder will resume at (0 when there is none)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.isfile(path):
-        return 0
-    with open(path) as handle:
-        return int(json.load(handle)["epoch"])
+def _select(records, indices):
+    return {key: (values[indices] if isinstance(values, np.ndarray) else [values[i] for i in indices])
+            for key, values in records.items()}  # fmt: skip
 
 
 def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1):
@@ -137,110 +138,118 @@ def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1
     """
     import keras
 
-    from medzoo.export.sidecar import library_versions
-    from medzoo.train.config import DEFAULTS, merge
+    from medzoo.train.config import DEFAULTS, merge, validate_config
 
-    config = merge(DEFAULTS, config)
-    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
-    write_bytes_atomic(os.path.join(run_dir, "run_config.json"),
-                       json.dumps({"config": config, "versions": library_versions()}, indent=2, default=str))
+    config = validate_config(merge(DEFAULTS, config))
+    run = RunFolder(run_dir).create()
+    os.makedirs(run.checkpoint(""), exist_ok=True)
+    run.write_config(config)
     keras.utils.set_random_seed(config["seed"])
     previous_policy = keras.mixed_precision.global_policy()
     if config["mixed_precision"]:
         keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return _fit(config, run_dir, train_data, val_data, callbacks, verbose)
+        return _fit(config, run, train_data, val_data, callbacks, verbose)
     finally:  # the policy is process-wide: give the caller back the one it had
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _fit(config, run_dir, train_data, val_data, callbacks, verbose):
+def _fit(config, run, train_data, val_data, callbacks, verbose):
     """`fit` after the run folder, seed and precision policy are set."""
     import keras
     import tensorflow as tf
 
-    from medzoo.data.datasets import class_weights, image_dataset, oversample
-    from medzoo.evaluate.plots import plot_history
-    from medzoo.models import create_model, get_model_info
+    from medzoo.data.datasets import class_weights, oversample
+    from medzoo.data.recipe import make_recipe, recipe_of_cache
+    from medzoo.data.sources import element_stream, inputs_key
+    from medzoo.models import create_model
     from medzoo.models.backbones import BACKBONES, set_backbone_trainable
     from medzoo.models.common import iter_layers
     from medzoo.train.callbacks import StochasticWeightAveraging
+    from medzoo.train.history import plot_history
     from medzoo.train.multi_worker import fit_multi_worker
     from medzoo.train.strategy import choose_strategy
 
     strategy = choose_strategy(config["distribute"])
     with strategy.scope():
         model = create_model(config["model"], **config["model_kwargs"])
-    task = get_model_info(config["model"])["task"]
-    inputs_key = "frames" if task == "sequence" else "image"
     input_shape = tuple(model.inputs[0].shape[1:])
+    recipe = make_recipe(input_shape, window=config["data"]["window"], frame_step=config["data"]["frame_step"])
+    decode = lambda elements: elements  # noqa: E731
 
     labels_names = None
     if train_data is None:
-        train, val, labels_names = load_training_data(config)
+        train, val, labels_names, _ = load_training_data(config, recipe)
+        recipe = recipe_of_cache(train["path"][0], recipe) if recipe["kind"] == "clip" else recipe
         if config["data"]["balance"] == "oversample":
-            picked = oversample(train[1], seed=config["seed"])
-            train = tuple(np.asarray(column)[picked] for column in train)
-        build = lambda part: image_dataset(  # noqa: E731
-            *part, image_size=input_shape[0], batch_size=None, window=config["data"]["window"])
-        train_data, val_data = build(train), (build(val) if val else None)
-        train_labels = np.asarray(train[1])
+            train = _select(train, oversample(train["label"], seed=config["seed"]))
+        train_data, decode = element_stream(train, train["label"], recipe)
+        val_data = element_stream(val, val["label"], recipe)[0] if val else None
+        train_labels = np.asarray(train["label"])
     else:
         train_labels = np.array([int(e["label"]) for e in train_data])
+    kind, key = recipe["kind"], inputs_key(recipe)
+    run.write_recipe(recipe)
     weights = class_weights(train_labels) if config["data"]["balance"] == "class_weights" else None
     size = len(train_labels)
     batch_size = config["batch_size"]
     steps = math.ceil(size / batch_size)
+    streaming = kind == "clip"  # clips are read from disk every epoch: never held in memory
 
     def train_stream(first_epoch, last_epoch):
-        from medzoo.data.augment import augmenter
+        from medzoo.data.augment import augment_dataset
 
         augment = config["data"]["augment"]
 
-        def prepare(elements):
+        def prepare(elements, epoch_seed):
+            elements = decode(elements)
             if augment:
-                elements = elements.map(augmenter(augment, seed=config["seed"]))
-            return to_keras_pairs(elements, inputs_key, weights).batch(batch_size)
+                elements = augment_dataset(elements, augment, epoch_seed)
+            return to_keras_pairs(elements, key, weights).batch(batch_size)
 
-        stream = epoch_stream(train_data.cache(), first_epoch, last_epoch, config["seed"], size,
-                              batch_size, prepare)
+        base = train_data if streaming else train_data.cache()
+        stream = epoch_stream(base, first_epoch, last_epoch, config["seed"], size, batch_size, prepare)
         return stream.prefetch(tf.data.AUTOTUNE)
 
     val_pairs = None
     if val_data is not None:
-        val_pairs = to_keras_pairs(val_data, inputs_key).batch(batch_size).cache().prefetch(tf.data.AUTOTUNE)
+        val_pairs = to_keras_pairs(decode(val_data), key).batch(batch_size)
+        val_pairs = (val_pairs if streaming else val_pairs.cache()).prefetch(tf.data.AUTOTUNE)
     monitor = "val_loss" if val_pairs is not None else "loss"
 
     def run_phase(phase, first_epoch, last_epoch, learning_rate):
-        finished = os.path.join(run_dir, "checkpoints", f"{phase}.finished.weights.h5")
+        finished = run.checkpoint(f"{phase}.finished.weights.h5")
         if os.path.isfile(finished):  # a resumed run: this phase completed before the kill
             model.load_weights(finished)
             return
-        backup = os.path.join(run_dir, "backup", phase)
+        backup = run.backup(phase)
         start = max(first_epoch, resume_epoch(backup))
         loss, metrics = loss_and_metrics(model, config["loss"])
         with strategy.scope():
             model.compile(optimizer=make_optimizer(config["optimizer"], learning_rate,
                                                    config["weight_decay"], config["ema"]),
                           loss=loss, metrics=metrics)
-        phase_callbacks = [
-            keras.callbacks.BackupAndRestore(backup, save_freq="epoch"),
-            keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.keras"),
-                                            monitor=monitor, save_best_only=True),
-            keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "last.keras")),
-            keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
-        ]
+        # Order matters: early stopping restores its best weights at the end before weight averaging
+        # replaces them; the averaging state is saved each epoch before the backup (see its docstring).
+        phase_callbacks = []
         if config["early_stopping_patience"]:
             phase_callbacks.append(keras.callbacks.EarlyStopping(
                 monitor=monitor, patience=config["early_stopping_patience"], restore_best_weights=True))
         if config["reduce_lr_patience"]:
             phase_callbacks.append(keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor, patience=config["reduce_lr_patience"], factor=0.5))
-        if config["tensorboard"]:
-            phase_callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")))
         if config["swa_start_epoch"] is not None and phase == phase_names[-1]:
-            calibration = train_data.batch(batch_size).map(lambda e: e[inputs_key])
-            phase_callbacks.append(StochasticWeightAveraging(config["swa_start_epoch"], lambda: calibration))
+            calibration = decode(train_data).batch(batch_size).map(lambda e: e[key])
+            phase_callbacks.append(StochasticWeightAveraging(
+                config["swa_start_epoch"], lambda: calibration, state_path=run.checkpoint(f"swa-{phase}.npz")))
+        phase_callbacks += [
+            keras.callbacks.BackupAndRestore(backup, save_freq="epoch"),
+            keras.callbacks.ModelCheckpoint(run.checkpoint("best.keras"), monitor=monitor, save_best_only=True),
+            keras.callbacks.ModelCheckpoint(run.checkpoint("last.keras")),
+            keras.callbacks.CSVLogger(run.file(run.HISTORY), append=True),
+        ]
+        if config["tensorboard"]:
+            phase_callbacks.append(keras.callbacks.TensorBoard(run.file("tensorboard")))
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             # BackupAndRestore restores the weights; the loop starts at the resumed epoch.
             fit_multi_worker(model, strategy, train_stream(start, last_epoch), steps, start, last_epoch,
@@ -259,25 +268,35 @@ def _fit(config, run_dir, train_data, val_data, callbacks, verbose):
     phase_names = ["head", "fine_tune"] if fine_tune else ["head"]
     run_phase("head", 0, config["epochs"], config["learning_rate"])
     if fine_tune:
+        trainable_layers = fine_tune.get("trainable_layers")
         for layer in list(iter_layers(model)):
             if isinstance(layer, keras.Model) and layer.name in BACKBONES:
-                set_backbone_trainable(layer, True, fine_tune.get("trainable_layers"))
+                # No trainable_layers: the whole backbone trains; else its last N layers.
+                set_backbone_trainable(layer, trainable_layers is not None, trainable_layers)
         run_phase("fine_tune", config["epochs"], config["epochs"] + fine_tune["epochs"],
                   fine_tune.get("learning_rate", config["learning_rate"] / 10))
-    history = read_history(os.path.join(run_dir, "history.csv"))
-
-    model_path = os.path.join(run_dir, "model.keras")
-    with atomic_path(model_path) as tmp:
-        model.save(tmp)
-    if labels_names is not None or not os.path.exists(os.path.join(run_dir, "labels.json")):
-        names = labels_names or [str(i) for i in range(max(2, model.outputs[0].shape[-1]))]
-        write_bytes_atomic(os.path.join(run_dir, "labels.json"), json.dumps(list(names)))
-    write_export_samples(run_dir, train_data, val_data, inputs_key)
-    plot_history(history, os.path.join(run_dir, "training.png"))
-    return {"history": history, "model_path": model_path, "run_dir": run_dir}
+    history = run.read_history()
+    model_path = run.save_model(model)
+    if labels_names is not None or run.read_labels() is None:
+        run.write_labels(labels_names or [str(i) for i in range(max(2, model.outputs[0].shape[-1]))])
+    write_export_samples(run, decode(train_data), decode(val_data) if val_data is not None else None,
+                         key, EXPORT_SAMPLES[kind])  # fmt: skip
+    plot_history(history, run.file(run.CURVES))
+    return {"history": history, "model_path": model_path, "run_dir": run.path}
 
 
-def write_export_samples(run_dir, train_data, val_data, inputs_key, count=128):
+def resume_epoch(backup_dir):
+    """The epoch a BackupAndRestore folder will resume at (0 when there is none)."""
+    import json
+
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.isfile(path):
+        return 0
+    with open(path) as handle:
+        return int(json.load(handle)["epoch"])
+
+
+def write_export_samples(run, train_data, val_data, inputs_key, count=128):
     """Real samples for `medzoo export RUN_DIR`: held-out x, y and training calibration inputs."""
     def take(dataset):
         elements = list(dataset.take(count).as_numpy_iterator())
@@ -286,17 +305,4 @@ def write_export_samples(run_dir, train_data, val_data, inputs_key, count=128):
 
     calibration, _ = take(train_data)
     x, y = take(val_data) if val_data is not None else (calibration, None)
-    arrays = {"x": x, "calibration": calibration, **({"y": y} if y is not None else {})}
-    with atomic_path(os.path.join(run_dir, "export_samples.npz")) as tmp:
-        np.savez_compressed(tmp, **arrays)
-
-
-def read_history(path):
-    """history.csv (CSVLogger, every phase and resumed attempt) -> {metric: [per-epoch values]}."""
-    import csv
-
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns = [key for key in rows[0] if key != "epoch"] if rows else []
-    history = {key: [float(row[key]) for row in rows if row.get(key) not in (None, "", "NA")] for key in columns}
-    return {key: values for key, values in history.items() if values}
+    run.write_export_samples(x, calibration, y)

@@ -1,4 +1,4 @@
-"""`medzoo experiment`: R replicates of each config (and each grid cell), one CSV row per run.
+"""`medzoo experiment` (train, then evaluate): R replicates of each config (and each grid cell), one CSV row per run.
 
 A config file may add two keys to the training settings: `replicates` (R,
 default 3) and `grid` ({"model_kwargs.backbone": [...], "model_kwargs.pooling":
@@ -6,11 +6,10 @@ default 3) and `grid` ({"model_kwargs.backbone": [...], "model_kwargs.pooling":
 Replicate r uses seed r, which also draws its train/validation split by id.
 """
 
-import csv
 import itertools
 import os
 
-from medzoo.io.atomic import atomic_path
+from medzoo.io.atomic import write_bytes_atomic, write_csv
 
 METRIC_COLUMNS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "wmcll")
 
@@ -36,10 +35,11 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
     whose metrics exist is read back, not retrained); rows go to
     out_dir/experiment.csv, written after every run.
     """
-    import json
-
     import numpy as np
 
+    from medzoo.evaluate.run import evaluate_validation
+    from medzoo.io.tables import read_json
+    from medzoo.runs import RunFolder
     from medzoo.train.config import read_config_file, resolve_config
     from medzoo.train.fit import fit
 
@@ -54,49 +54,19 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
         for cell, cell_overrides in grid_cells(grid):
             for replicate in range(count):
                 run_dir = os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
-                metrics_path = os.path.join(run_dir, "evaluation", "metrics.json")
+                metrics_path = os.path.join(RunFolder(run_dir).evaluation_dir(), "metrics.json")
                 if not os.path.isfile(metrics_path):
                     config = resolve_config(None, [raw, *cell_overrides, {"seed": replicate}, *overrides])
                     fit(config, run_dir, verbose=verbose)
                     evaluate_validation(run_dir, config)
-                with open(metrics_path) as handle:
-                    items = json.load(handle)["items"]
+                items = read_json(metrics_path, "metrics", dict)["items"]
                 row = {"config": config_name, "cell": cell, "replicate": replicate}
                 for column in METRIC_COLUMNS:
                     value = items.get(column, items.get("macro", {}).get(column))
                     row[column] = None if value is None else float(np.round(value, 6))
                 rows.append(row)
-                write_rows(csv_path, rows)
+                write_csv(csv_path, rows)
     return rows
-
-
-def evaluate_validation(run_dir, config):
-    """Evaluates a run on its own validation split (the one `fit` drew by id)."""
-    import numpy as np
-
-    from medzoo.data.datasets import image_dataset
-    from medzoo.evaluate.run import evaluate_predictions
-    from medzoo.io.tables import read_labels
-    from medzoo.models.registry import load_model
-    from medzoo.train.fit import load_training_data
-
-    model = load_model(os.path.join(run_dir, "model.keras"))
-    _, val, names = load_training_data(config)
-    if val is None:
-        raise ValueError("experiments need a validation split: set data.val or data.val_fraction.")
-    dataset = image_dataset(*val, image_size=model.inputs[0].shape[1], batch_size=32, cache=False)
-    probabilities = np.concatenate([model.predict_on_batch(batch["image"]) for batch in dataset])
-    return evaluate_predictions(np.asarray(val[1]), probabilities, np.asarray(val[2]),
-                                read_labels(os.path.join(run_dir, "labels.json")),
-                                os.path.join(run_dir, "evaluation"))
-
-
-def write_rows(path, rows):
-    """Writes experiment rows as CSV, atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f1")):
@@ -117,8 +87,7 @@ def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f
     samples = [{m: [r[m] for r in rows_] for m in metrics if all(r[m] is not None for r in rows_)}
                for rows_ in (rows_a, rows_b)]
     text, _ = replicate_tables(samples[0], samples[1], (name_a, name_b))
-    with atomic_path(os.path.join(out_dir, "comparison.md")) as tmp, open(tmp, "w") as handle:
-        handle.write(text)
+    write_bytes_atomic(os.path.join(out_dir, "comparison.md"), text)
     for metric in samples[0]:
         plot_replicates({name_a: samples[0][metric], name_b: samples[1][metric]},
                         os.path.join(out_dir, f"replicates_{metric}.png"), metric)

@@ -1,0 +1,156 @@
+"""`medzoo predict MODEL INPUT...`: any medzoo model on raw files, with the recipe it was trained with.
+
+MODEL is a run folder, a `.keras`, `.tflite` or `.onnx` file, or a
+`litert_streaming` export folder. The preprocessing recipe comes from the
+run folder (`recipe.json`) or the export's sidecar (`<artifact>.json`), so
+every format sees the same inputs.
+"""
+
+import os
+
+import numpy as np
+
+from medzoo.errors import InputError
+
+IMAGE_INPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
+CLIP_INPUTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".npz")
+
+
+class Predictor:
+    """A model of any format with its recipe, class names and decision rule.
+
+    Example:
+        >>> predictor = Predictor("runs/video")           # doctest: +SKIP
+        >>> predictor.predict_file("clip.mp4")["label"]  # doctest: +SKIP
+        'fake'
+    """
+
+    def __init__(self, source, num_threads=None):
+        from medzoo.data.recipe import check_recipe, make_recipe
+
+        source = str(source)
+        self.source = source
+        if os.path.isdir(source) and os.path.isfile(source.rstrip("/") + ".json"):  # a streaming export
+            from medzoo.export.streaming import StreamingClassifier
+
+            sidecar = _read_sidecar(source)
+            self.runner = StreamingClassifier(source, num_threads)
+            input_shape, recipe = sidecar["input"]["shape"][1:], sidecar.get("recipe")
+        elif source.lower().endswith((".tflite", ".onnx")):
+            from medzoo.export.runners import load_runner
+
+            sidecar = _read_sidecar(source)
+            self.runner = load_runner(source, num_threads)
+            input_shape, recipe = self.runner.input_shape, sidecar.get("recipe")
+        else:
+            from medzoo.export.runners import KerasRunner
+            from medzoo.runs import RunFolder
+
+            run, _ = RunFolder.of(source)
+            self.runner = KerasRunner(run.load_model())
+            input_shape, recipe = self.runner.input_shape, run.read_recipe()
+            sidecar = {"labels": run.read_labels(), "output": {"decision_threshold": None}}
+        self.recipe = check_recipe(recipe, source) if recipe else make_recipe(input_shape)
+        self.labels = sidecar.get("labels")
+        self.threshold = (sidecar.get("output") or {}).get("decision_threshold")
+        self._face_cropper = None
+
+    @property
+    def suffixes(self):
+        return CLIP_INPUTS if self.recipe["kind"] == "clip" else IMAGE_INPUTS
+
+    def load(self, path):
+        """One raw file -> (model input, frame indices used or None)."""
+        from medzoo.data.recipe import load_input
+
+        if self.recipe.get("faces") and self._face_cropper is None:
+            from medzoo.data.video import FaceCropper
+
+            self._face_cropper = FaceCropper()
+        return load_input(path, self.recipe, self._face_cropper)
+
+    def decide(self, outputs):
+        """(N, K) model outputs -> (class indices, probability of each chosen class, (N, K') probabilities)."""
+        from medzoo.evaluate.metrics import as_probabilities
+
+        outputs = np.asarray(outputs, np.float64)
+        if outputs.shape[-1] == 1 and self.threshold == 0.0:  # a logit
+            outputs = 1 / (1 + np.exp(-outputs))
+        probabilities = as_probabilities(outputs)
+        chosen = probabilities.argmax(axis=1)
+        return chosen, probabilities[np.arange(len(chosen)), chosen], probabilities
+
+    def label(self, index):
+        return self.labels[index] if self.labels and index < len(self.labels) else str(index)
+
+
+def _read_sidecar(artifact):
+    from medzoo.io.tables import read_json
+
+    path = artifact.rstrip("/") + ".json"
+    if not os.path.isfile(path):
+        raise InputError(f"{artifact}: no sidecar {path} beside it (write exports with `medzoo export`).")
+    return read_json(path, "export sidecar", dict)
+
+
+def list_inputs(inputs, suffixes):
+    """Files named directly, and files with `suffixes` under the folders named, sorted per folder."""
+    found = []
+    for item in inputs:
+        item = str(item)
+        if os.path.isdir(item):
+            found += sorted(os.path.join(folder, name) for folder, _, names in os.walk(item)
+                            for name in names if name.lower().endswith(suffixes))  # fmt: skip
+        elif os.path.isfile(item):
+            found.append(item)
+        else:
+            raise InputError(f"{item}: no such file or folder.")
+    if not found:
+        raise InputError(f"{', '.join(map(str, inputs))}: no input files ({', '.join(suffixes)}).")
+    return found
+
+
+def predict_files(model, inputs, out_csv, batch_size=8, num_threads=None, progress=True):
+    """Predicts every input file; writes id, path, label, probability[, per-class columns, frames] to `out_csv`.
+
+    A file that cannot be read is listed in the summary with its error and
+    the others go on.
+
+    Returns:
+        dict: predicted (count), failed ({path: message}), csv (path).
+    """
+    from tqdm import tqdm
+
+    from medzoo.io import write_csv
+
+    predictor = model if isinstance(model, Predictor) else Predictor(model, num_threads)
+    paths = list_inputs(inputs, predictor.suffixes)
+    rows, failed, batch, batch_paths = [], {}, [], []
+
+    def flush():
+        if not batch:
+            return
+        chosen, confidence, probabilities = predictor.decide(predictor.runner(np.stack([x for x, _ in batch])))
+        for path, (_, frames), index, score, probs in zip(batch_paths, batch, chosen, confidence, probabilities):
+            row = {"id": os.path.splitext(os.path.basename(path))[0], "path": path,
+                   "label": predictor.label(int(index)), "probability": float(score)}  # fmt: skip
+            row.update({f"p_{predictor.label(k)}": float(p) for k, p in enumerate(probs)})
+            if frames is not None:
+                row["frames"] = " ".join(map(str, frames))
+            rows.append(row)
+        batch.clear()
+        batch_paths.clear()
+
+    for path in tqdm(paths, desc="predict", unit="file", disable=None if progress else True):  # None: TTY only
+        try:
+            batch.append(predictor.load(path))
+        except (InputError, OSError) as error:
+            failed[path] = " ".join(str(error).split())
+            continue
+        batch_paths.append(path)
+        if len(batch) == batch_size:
+            flush()
+    flush()
+    if rows:
+        write_csv(out_csv, rows)
+    return {"predicted": len(rows), "failed": failed, "csv": out_csv if rows else None}
