@@ -52,10 +52,11 @@ def load_input(path, recipe, face_cropper=None):
     from medzoo.data.clips import conform_cached_frames
     from medzoo.data.datasets import load_image_file
     from medzoo.data.video import load_video_clip
-    from medzoo.data.video_cache import VIDEO_SUFFIXES, read_cached_clip
+    from medzoo.data.sources import CLIP_SUFFIXES
+    from medzoo.data.video_cache import read_cached_clip
 
     path, shape = str(path), recipe["input_shape"]
-    clip_file = path.lower().endswith(VIDEO_SUFFIXES + (".npz",))
+    clip_file = path.lower().endswith(CLIP_SUFFIXES)
     if recipe["kind"] == "image":
         if clip_file:
             raise InputError(f"{path}: a video, but the model takes images.")

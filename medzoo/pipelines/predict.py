@@ -10,10 +10,9 @@ import os
 
 import numpy as np
 
+from medzoo.data.datasets import IMAGE_SUFFIXES
+from medzoo.data.sources import CLIP_SUFFIXES
 from medzoo.errors import InputError
-
-IMAGE_INPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
-CLIP_INPUTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".npz")
 
 
 class Predictor:
@@ -44,12 +43,14 @@ class Predictor:
             input_shape, recipe = self.runner.input_shape, sidecar.get("recipe")
         else:
             from medzoo.export.runners import KerasRunner
+            from medzoo.export.sidecar import decision_threshold
             from medzoo.runs import RunFolder
 
             run, _ = RunFolder.of(source)
-            self.runner = KerasRunner(run.load_model())
+            model = run.load_model()
+            self.runner = KerasRunner(model)
             input_shape, recipe = self.runner.input_shape, run.read_recipe()
-            sidecar = {"labels": run.read_labels(), "output": {"decision_threshold": None}}
+            sidecar = {"labels": run.read_labels(), "output": {"decision_threshold": decision_threshold(model)}}
         self.recipe = check_recipe(recipe, source) if recipe else make_recipe(input_shape)
         self.labels = sidecar.get("labels")
         self.threshold = (sidecar.get("output") or {}).get("decision_threshold")
@@ -57,7 +58,7 @@ class Predictor:
 
     @property
     def suffixes(self):
-        return CLIP_INPUTS if self.recipe["kind"] == "clip" else IMAGE_INPUTS
+        return CLIP_SUFFIXES if self.recipe["kind"] == "clip" else IMAGE_SUFFIXES
 
     def load(self, path):
         """One raw file -> (model input, frame indices used or None)."""
