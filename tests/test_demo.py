@@ -8,6 +8,8 @@ import pytest
 from medzoo.cli import main
 from medzoo.pipelines.demo import run_demo
 
+pytestmark = pytest.mark.xdist_group("demo")  # one worker trains the demo once for every test
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):

@@ -12,9 +12,11 @@ from tests.conftest import sample_inputs, tiny_input_shape, tiny_side
 
 
 def compile_for(model):
+    """Eager steps: the same gradients without tracing a graph (20 s for a CNN-LSTM);
+    graph-mode training is covered by test_train.py."""
     units = model.output_shape[-1]
     loss = "binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, run_eagerly=True)
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -232,7 +232,7 @@ def test_replicate_statistics_match_scipy():
         stats.ttest_ind([0.5, 0.51, 0.49, 0.5, 0.5], [0.2, 0.9, 0.4, 0.8, 0.1], equal_var=False).pvalue)
 
 
-def test_experiment_replicates_and_tuning(image_folder, tmp_path, capsys):
+def test_experiment_replicates_and_resumes(image_folder, tmp_path, capsys):
     config = tmp_path / "small.yaml"
     config.write_text(textwrap.dedent(f"""
         model: transfer_classifier
@@ -256,8 +256,9 @@ def test_experiment_replicates_and_tuning(image_folder, tmp_path, capsys):
     mtime = os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras")
     assert main(["experiment", str(config), "--out", str(out), "--replicates", "3"]) == 0
     assert os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras") == mtime
-    capsys.readouterr()
 
+
+def test_tuning_resumes_its_study(image_folder, tmp_path, capsys):
     tuning = ["tune", "--config", str(tmp_path / "tune.json"), "--set", "epochs=1",
               "--out", str(tmp_path / "tune"), "--trials", "1"]
     (tmp_path / "tune.json").write_text(json.dumps(tiny_config(image_folder, epochs=3)))

@@ -40,6 +40,10 @@ def set_options(**settings):
     return [argument for key, value in settings.items() for argument in ("--set", f"{key}={json.dumps(value)}")]
 
 
+# Tests on the one trained run stay in one xdist worker (the module fixture is built once).
+shares_the_run = pytest.mark.xdist_group("video_run")
+
+
 def read_rows(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -61,6 +65,7 @@ def video_run(video_folder, tmp_path_factory):
     return run
 
 
+@shares_the_run
 def test_the_run_records_its_recipe_and_s1_label_order(video_run):
     recipe = json.loads((video_run / "recipe.json").read_text())
     assert recipe["kind"] == "clip" and recipe["input_shape"] == [4, 64, 64, 3] and recipe["faces"] is None
@@ -71,6 +76,7 @@ def test_the_run_records_its_recipe_and_s1_label_order(video_run):
         (video_run / "run_config.json").read_text())["versions"]
 
 
+@shares_the_run
 def test_evaluation_report_is_scikit_learns_on_the_same_predictions(video_run, video_folder):
     from sklearn import metrics as sk
 
@@ -94,16 +100,21 @@ def test_evaluation_report_is_scikit_learns_on_the_same_predictions(video_run, v
     assert "| real |" in table and "| macro avg |" in table and "| weighted avg |" in table and "EER" in table
 
 
-def test_keras_litert_and_onnx_predict_the_same_labels(video_run, video_folder, tmp_path, capsys):
+@shares_the_run
+def test_keras_litert_onnx_and_streaming_predict_the_same_labels(video_run, video_folder, tmp_path, capsys):
     assert main(["export", str(video_run), "--format", "onnx"]) == 0
     assert main(["export", str(video_run)]) == 0
+    streaming = tmp_path / "streaming"
+    assert main(["export", str(video_run), "--format", "litert_streaming", "--out", str(streaming),
+                 "--runs", "2"]) == 0  # fmt: skip
     exported = sorted(os.listdir(video_run / "export"))
     tflite = next(name for name in exported if name.endswith(".tflite"))
     onnx = next(name for name in exported if name.endswith(".onnx"))
     recipe = json.loads((video_run / "recipe.json").read_text())
     assert json.loads((video_run / "export" / f"{tflite}.json").read_text())["recipe"] == recipe
     predictions = {}
-    for model in (video_run, video_run / "export" / tflite, video_run / "export" / onnx):
+    assert json.loads((tmp_path / "streaming.json").read_text())["recipe"] == recipe
+    for model in (video_run, video_run / "export" / tflite, video_run / "export" / onnx, streaming):
         out = tmp_path / f"{os.path.basename(model)}.csv"
         assert main(["predict", str(model), str(video_folder), "--out", str(out)]) == 0
         predictions[model] = read_rows(out)
@@ -117,6 +128,7 @@ def test_keras_litert_and_onnx_predict_the_same_labels(video_run, video_folder, 
                                    atol=1e-4)  # fmt: skip
 
 
+@shares_the_run
 def test_predict_lists_bad_files_and_goes_on(video_run, video_folder, tmp_path, capsys):
     (tmp_path / "broken.mp4").write_text("not a video")
     out = tmp_path / "predictions.csv"
