@@ -5,7 +5,7 @@
 
 A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
 `<!-- end table -->` (indented like its list item); the file's name (pipeline-, latency-, slide_memory-,
-accuracy_vs_latency-, video_demo-) picks the renderer. After a benchmark writes a new CSV,
+accuracy_vs_latency-, video_demo-, train_throughput-) picks the renderer. After a benchmark writes a new CSV,
 point the marker at it and run this script.
 """
 
@@ -128,7 +128,31 @@ def video_demo_table(results):
     return table(["class", "precision", "recall", "F1", "support"], body)
 
 
-RENDERERS = {"pipeline": pipeline_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
+def train_throughput_table(rows):
+    """medzoo (Keras) training/inference rates beside timm's per model, the ratio and compile time."""
+    models = {}
+    for row in rows:
+        models.setdefault(row["model"], {})[row["run"]] = row
+
+    def rate(row, key):
+        return f"{float(row[key]):,.0f}" if row and row.get(key) else "not run"
+
+    body = []
+    for model, runs in models.items():
+        ours, eager, compiled = runs.get("keras"), runs.get("torch"), runs.get("torch.compile")
+        ratio = f"{float(ours['vs_torch']):.2f}" if ours and ours.get("vs_torch") else ""
+        body.append([f"{model} ({ours['unit'] if ours else ''}/s, batch {ours['batch'] if ours else ''})",
+                     rate(ours, "train_items_per_s"), rate(eager, "train_items_per_s"),
+                     rate(compiled, "train_items_per_s"), ratio if float(ratio or 0) >= 1 else f"**{ratio}**",
+                     f"{float(ours['compile_s']):.0f} s" if ours else "", rate(ours, "infer_items_per_s"),
+                     rate(eager, "infer_items_per_s"),
+                     f"{float(ours['peak_memory_gb']):.1f} / {float(eager['peak_memory_gb']):.1f} GB"
+                     if ours and eager and ours.get("peak_memory_gb") and eager.get("peak_memory_gb") else ""])  # fmt: skip
+    return table(["model", "medzoo train", "timm eager train", "timm torch.compile train", "ratio (want >= 1)",
+                  "medzoo compile", "medzoo infer", "timm infer", "peak memory medzoo / timm"], body)  # fmt: skip
+
+
+RENDERERS = {"pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
              "accuracy_vs_latency": accuracy_table}  # fmt: skip
 
 

@@ -1,12 +1,17 @@
 """Latency statistics are ordered and count what they say; throughput helpers."""
 
+import csv
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
 from medzoo.bench import time_calls
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_time_calls_percentiles_are_ordered_and_measure_the_call():
@@ -149,7 +154,6 @@ def test_pareto_front_and_plot(tmp_path):
 
 
 def test_accuracy_vs_latency_script_on_real_faces(tmp_path):
-    import csv
     import importlib.util
 
     path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "accuracy_vs_latency.py")
@@ -169,9 +173,6 @@ def test_accuracy_vs_latency_script_on_real_faces(tmp_path):
 
 
 def test_readme_tables_are_rendered_from_the_committed_csvs(tmp_path):
-    import subprocess
-    import sys
-
     script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "readme_tables.py")
     check = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -181,3 +182,17 @@ def test_readme_tables_are_rendered_from_the_committed_csvs(tmp_path):
     stale.write_text(text.replace("| 55.4 |", "| 54.0 |", 1))  # a retyped figure
     check = subprocess.run([sys.executable, script, "--check", "--readme", str(stale)], capture_output=True, text=True)
     assert check.returncode == 1 and "latency-" in check.stderr
+
+
+def test_train_throughput_script_writes_its_rows(tmp_path):
+    """A CPU smoke run: one model in its own process, the CSV row, and torch's absence said, not hidden."""
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "train_throughput.py"), "--tiny",
+                           "--steps", "1", "--models", "cnn_lstm", "--frameworks", "keras", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    [written] = os.listdir(tmp_path)
+    with open(tmp_path / written, newline="") as handle:
+        [row] = list(csv.DictReader(handle))
+    assert row["model"] == "cnn_lstm" and row["run"] == "keras" and row["precision"] == "float32"
+    assert row["unit"] == "frames" and row["batch"] == "2" and float(row["train_items_per_s"]) > 0
+    assert float(row["compile_s"]) > 0 and "error" not in row

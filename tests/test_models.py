@@ -11,16 +11,9 @@ from medzoo.models import BACKBONES, ImagePreprocessing, build_backbone, create_
 from tests.conftest import sample_inputs, tiny_input_shape, tiny_side
 
 
-def compile_for(model):
-    """Eager steps: the same gradients without tracing a graph (20 s for a CNN-LSTM);
-    graph-mode training is covered by test_train.py."""
-    units = model.output_shape[-1]
-    loss = "binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, run_eagerly=True)
-
-
 @pytest.mark.parametrize("name", list_models())
-def test_registered_model_builds_saves_and_trains(name, tmp_path):
+def test_registered_model_builds_and_saves(name, tmp_path):
+    """Float32 build, call and .keras round trip; its training step is test_precision.py's (bfloat16)."""
     shape = tiny_input_shape(name)
     model = create_model(name, input_shape=shape)
     x = sample_inputs(shape, count=2)
@@ -37,12 +30,6 @@ def test_registered_model_builds_saves_and_trains(name, tmp_path):
     model.save(path)
     restored = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(np.asarray(restored(x, training=False)), y, atol=1e-6)
-
-    compile_for(model)
-    before = [w.numpy().copy() for w in model.trainable_weights]
-    loss = model.train_on_batch(x, np.array([0, 1]))
-    assert np.isfinite(loss)
-    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
 
 
 def test_public_api_imports():

@@ -49,7 +49,7 @@ def test_fit_writes_a_complete_run_folder_and_evaluates(image_folder, tmp_path, 
     from medzoo.train import fit
 
     run = tmp_path / "run"
-    config = tiny_config(image_folder, swa_start_epoch=0, ema=True, mixed_precision=True,
+    config = tiny_config(image_folder, swa_start_epoch=0, ema=True, mixed_precision="float16",
                          fine_tune={"epochs": 1, "trainable_layers": 4, "learning_rate": 1e-4},
                          data={"train": str(image_folder), "val_fraction": 0.25, "augment": "stroke",
                                "balance": "class_weights"})
@@ -147,6 +147,36 @@ def test_mirrored_training_matches_one_device(image_folder, tmp_path):
     mirrored = losses_of(run_script(script, str(tmp_path / "mirrored"), "mirrored"))
     np.testing.assert_allclose(mirrored, single, rtol=1e-3)
 
+
+
+JAX_RUN = textwrap.dedent("""
+    import json, sys
+    import jax, keras
+    assert keras.backend.backend() == "jax" and len(jax.devices()) == 2, jax.devices()
+    sys.path.insert(0, {repo!r})
+    from medzoo.train import fit
+    config = json.loads({config!r})
+    for distribute in ("none", "mirrored"):
+        config["distribute"] = distribute
+        print("LOSSES", distribute, json.dumps(fit(config, sys.argv[1] + "/" + distribute, verbose=0)["history"]["loss"]))
+""")
+
+
+def test_jax_trains_data_parallel_and_its_run_exports_through_tensorflow(image_folder, tmp_path, capsys):
+    """Keras on JAX with 2 host devices: DataParallel matches one device; the run folder is the
+    TensorFlow one's, and its model exports (verified) from a TensorFlow process."""
+    config = json.dumps(tiny_config(image_folder, epochs=1, swa_start_epoch=0,
+                                    data={"train": str(image_folder), "val_fraction": 0}))  # fmt: skip
+    done = run_script(JAX_RUN.format(repo=REPO, config=config), str(tmp_path), env={
+        "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    losses = dict(line.split(" ", 2)[1:] for line in done.stdout.splitlines() if line.startswith("LOSSES"))
+    np.testing.assert_allclose(json.loads(losses["mirrored"]), json.loads(losses["none"]), rtol=1e-3)
+    run = tmp_path / "none"
+    assert {"run_config.json", "history.csv", "model.keras", "labels.json", "recipe.json", "export_samples.npz",
+            "training.png", "checkpoints"} <= set(os.listdir(run))  # fmt: skip
+    assert main(["export", str(run)]) == 0
+    assert "verified" in capsys.readouterr().out
 
 
 def test_multi_worker_training_matches_one_device(image_folder, tmp_path):

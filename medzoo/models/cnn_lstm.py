@@ -11,6 +11,7 @@ from medzoo.models.common import (
     pool_features,
     split_weights,
 )
+from medzoo.models.layers import FoldedTimeDistributed
 from medzoo.models.registry import register_model
 
 RNNS = {"lstm": layers.LSTM, "gru": layers.GRU}
@@ -35,12 +36,13 @@ def build_cnn_lstm(
     classifier_activation="auto",
     name=None,
 ):
-    """TimeDistributed backbone -> pooling -> LSTM/GRU -> Dropout -> Dense -> output.
+    """Per-frame backbone -> pooling -> LSTM/GRU -> Dropout -> Dense -> output.
 
     The defaults are the deepfake paper's model: MobileNetV2 per frame, global
     average pooling, LSTM(128), Dropout(0.5), Dense(64, relu), one sigmoid unit.
     The per-frame part is a nested model named "frame_encoder" (wrapped in the
-    TimeDistributed layer "frame_features"), so it can run on its own.
+    `FoldedTimeDistributed` layer "frame_features", which runs it once on all
+    B*T frames), so it can run on its own.
 
     Args:
         backbone: str. A name from `medzoo.list_backbones()`. Defaults to "mobilenet_v2".
@@ -84,8 +86,11 @@ def build_cnn_lstm(
     frame_encoder = keras.Model(frame, pooled, name=FRAME_ENCODER)
 
     frames = keras.Input(input_shape, name="frames")
-    x = layers.TimeDistributed(frame_encoder, name="frame_features")(frames)
-    x = RNNS[rnn](rnn_units, unroll=unroll, name=rnn)(x)
+    x = FoldedTimeDistributed(frame_encoder, name="frame_features")(frames)
+    # Under a mixed policy the recurrent layer computes in float32: JAX's cuDNN RNN
+    # lowering rejects bfloat16, and a long recurrence accumulates rounding.
+    mixed = keras.mixed_precision.global_policy().compute_dtype != "float32"
+    x = RNNS[rnn](rnn_units, unroll=unroll, name=rnn, dtype="float32" if mixed else None)(x)
     if dropout:
         x = layers.Dropout(dropout, name="rnn_dropout")(x)
     if dense_units:

@@ -55,3 +55,31 @@ class ImagePreprocessing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="medzoo")
+class FoldedTimeDistributed(keras.layers.TimeDistributed):
+    """TimeDistributed that runs its layer once on every frame: time folded into the batch.
+
+    Keras 3's TimeDistributed calls the layer once per time step when T is known,
+    so the graph holds T copies of the backbone: T times the tracing and XLA
+    compile time, and on a GPU T small launches per op instead of one big one.
+    Folding (B, T, ...) -> (B*T, ...) gives the same per-frame outputs in
+    inference; in training, BatchNorm sees the B*T frames as one batch (as
+    torch/timm video models do). Unknown T or a mask falls back to the loop.
+
+    Example:
+        >>> import numpy as np
+        >>> layer = FoldedTimeDistributed(keras.layers.Dense(2))
+        >>> layer(np.zeros((3, 5, 4))).shape
+        (3, 5, 2)
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        steps = inputs.shape[1]
+        if steps is None or mask is not None:
+            return super().call(inputs, training=training, mask=mask)
+        frames = ops.reshape(inputs, (-1,) + tuple(inputs.shape[2:]))
+        kwargs = {"training": training} if self.layer._call_has_training_arg else {}
+        features = self.layer.call(frames, **kwargs)
+        return ops.reshape(features, (-1, steps) + tuple(features.shape[1:]))

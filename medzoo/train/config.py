@@ -32,7 +32,7 @@ DEFAULTS = {
     "reduce_lr_patience": 3,        # None: off
     "swa_start_epoch": None,        # None: off
     "fine_tune": None,          # {"epochs", "trainable_layers", "learning_rate"}: phase 2
-    "mixed_precision": False,
+    "mixed_precision": "auto",  # auto (bfloat16 on a GPU that has it), bfloat16, float16, float32
     "distribute": "auto",       # auto, none, mirrored, multi_worker
     "tensorboard": False,
 }
@@ -169,8 +169,9 @@ def validate_config(config):
     for key in ("early_stopping_patience", "reduce_lr_patience"):
         number(key, 0, integer=True, optional=True, strict=False)
     number("swa_start_epoch", 0, integer=True, optional=True, strict=False)
-    for key in ("ema", "mixed_precision", "tensorboard"):
+    for key in ("ema", "tensorboard"):
         choice(key, (False, True))
+    choice("mixed_precision", ("auto", "bfloat16", "float16", "float32", False, True))
     choice("distribute", ("auto", "none", "mirrored", "multi_worker"))
     fine_tune = config["fine_tune"]
     if fine_tune is not None:

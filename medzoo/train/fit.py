@@ -139,6 +139,7 @@ def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1
     import keras
 
     from medzoo.train.config import DEFAULTS, merge, validate_config
+    from medzoo.train.precision import choose_policy
 
     config = validate_config(merge(DEFAULTS, config))
     run = RunFolder(run_dir).create()
@@ -146,8 +147,7 @@ def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1
     run.write_config(config)
     keras.utils.set_random_seed(config["seed"])
     previous_policy = keras.mixed_precision.global_policy()
-    if config["mixed_precision"]:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.mixed_precision.set_global_policy(choose_policy(config["mixed_precision"]))
     try:
         return _fit(config, run, train_data, val_data, callbacks, verbose)
     finally:  # the policy is process-wide: give the caller back the one it had
@@ -168,11 +168,13 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
     from medzoo.train.callbacks import StochasticWeightAveraging
     from medzoo.train.history import plot_history
     from medzoo.train.multi_worker import fit_multi_worker
+    from medzoo.train.precision import check_model_policy
     from medzoo.train.strategy import choose_strategy
 
     strategy = choose_strategy(config["distribute"])
     with strategy.scope():
         model = create_model(config["model"], **config["model_kwargs"])
+    check_model_policy(model, keras.mixed_precision.global_policy().name)
     input_shape = tuple(model.inputs[0].shape[1:])
     recipe = make_recipe(input_shape, window=config["data"]["window"], frame_step=config["data"]["frame_step"])
     decode = lambda elements: elements  # noqa: E731
@@ -224,8 +226,8 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
             return
         backup = run.backup(phase)
         start = max(first_epoch, resume_epoch(backup))
-        loss, metrics = loss_and_metrics(model, config["loss"])
-        with strategy.scope():
+        with strategy.scope():  # metrics hold variables: they belong to the distribution too
+            loss, metrics = loss_and_metrics(model, config["loss"])
             model.compile(optimizer=make_optimizer(config["optimizer"], learning_rate,
                                                    config["weight_decay"], config["ema"]),
                           loss=loss, metrics=metrics)
@@ -256,11 +258,12 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
                              loss, from_logits(model), val_pairs, phase_callbacks + list(callbacks),
                              batch_size)
         else:
-            model.fit(
-                train_stream(start, last_epoch), validation_data=val_pairs, initial_epoch=first_epoch,
-                epochs=last_epoch, steps_per_epoch=steps, callbacks=phase_callbacks + list(callbacks),
-                verbose=verbose,
-            )
+            with strategy.scope():  # JAX: DataParallel splits each batch inside the scope
+                model.fit(
+                    train_stream(start, last_epoch), validation_data=val_pairs, initial_epoch=first_epoch,
+                    epochs=last_epoch, steps_per_epoch=steps, callbacks=phase_callbacks + list(callbacks),
+                    verbose=verbose,
+                )
         with atomic_path(finished) as tmp:
             model.save_weights(tmp)
 
