@@ -102,15 +102,17 @@ def final_weights(run_dir):
     return keras.saving.load_model(os.path.join(run_dir, "model.keras"), compile=False).get_weights()
 
 
-def test_a_killed_run_resumes_to_the_uninterrupted_weights(image_folder, tmp_path):
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_killed_run_resumes_to_the_uninterrupted_weights(backend, image_folder, tmp_path):
     config = json.dumps(tiny_config(image_folder, epochs=3, early_stopping_patience=None,
                                     reduce_lr_patience=None))
-    killed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=1, config=config), str(tmp_path / "a"))
+    env = {"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
+    killed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=1, config=config), str(tmp_path / "a"), env=env)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert not (tmp_path / "a" / "model.keras").exists()
-    resumed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "a"))
+    resumed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "a"), env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    whole = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "b"))
+    whole = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "b"), env=env)
     assert whole.returncode == 0, whole.stderr[-2000:]
     history = (tmp_path / "a" / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]  # epoch 1 redone once
