@@ -74,6 +74,7 @@ def measure_keras(name, steps, tiny):
     import keras
     import numpy as np
 
+    from medzoo.bench.latency import time_calls
     from medzoo.train.precision import choose_policy
 
     policy = choose_policy("auto")
@@ -86,23 +87,13 @@ def measure_keras(name, steps, tiny):
     rng = np.random.default_rng(0)
     x = keras.ops.convert_to_tensor(rng.uniform(0, 255, (batch,) + shape).astype("float32"))
     y = keras.ops.convert_to_tensor(rng.integers(0, max(units, 2), batch))
-    start = time.perf_counter()
-    model.train_on_batch(x, y)  # traces and compiles
-    compile_s = time.perf_counter() - start
-    model.train_on_batch(x, y)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)  # returns the loss as a number: waits for the step
-    step_s = (time.perf_counter() - start) / steps
-    model.predict_on_batch(x)
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.predict_on_batch(x)
-    infer_s = (time.perf_counter() - start) / steps
+    # train_on_batch returns the loss and predict_on_batch the outputs as numbers: each call waits.
+    train = time_calls(lambda: model.train_on_batch(x, y), warmup=1, runs=steps)  # first call compiles
+    infer = time_calls(lambda: model.predict_on_batch(x), warmup=1, runs=steps)
     return {"framework": f"medzoo keras-{keras.backend.backend()} {keras.__version__}", "precision": policy,
-            "batch": batch, "train_items_per_s": batch * frames / step_s, "step_ms": step_s * 1e3,
-            "infer_items_per_s": batch * frames / infer_s, "compile_s": compile_s,
-            "peak_memory_gb": _jax_peak_memory_gb()}  # fmt: skip
+            "batch": batch, "train_items_per_s": batch * frames * 1e3 / train["mean_ms"],
+            "step_ms": train["mean_ms"], "infer_items_per_s": batch * frames * 1e3 / infer["mean_ms"],
+            "compile_s": train["first_ms"] / 1e3, "peak_memory_gb": _jax_peak_memory_gb()}  # fmt: skip
 
 
 def _jax_peak_memory_gb():
@@ -197,7 +188,7 @@ def measure_torch(name, steps, tiny, compiled):
         train_step()
     sync()
     step_s = (time.perf_counter() - start) / steps
-    model.eval()
+    model.train(False)  # inference mode (BatchNorm statistics, no dropout)
     with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
         run(x)
         sync()
