@@ -129,27 +129,41 @@ def video_demo_table(results):
 
 
 def train_throughput_table(rows):
-    """medzoo (Keras) training/inference rates beside timm's per model, the ratio and compile time."""
-    models = {}
+    """medzoo (Keras) training/inference rates beside timm's per model, the ratio and compile times.
+
+    A row's note (e.g. a figure from an earlier run) is a footnote under the table.
+    """
+    models, notes = {}, []
     for row in rows:
         models.setdefault(row["model"], {})[row["run"]] = row
 
     def rate(row, key):
         return f"{float(row[key]):,.0f}" if row and row.get(key) else "not run"
 
+    def marked(row, text):
+        if not (row and row.get("note")):
+            return text
+        notes.append(row["note"])
+        return f"{text} ({len(notes)})"
+
+    def compile_time(row):
+        cached = f" ({float(row['cached_compile_s']):.0f} s cached)" if row.get("cached_compile_s") else ""
+        return f"{float(row['compile_s']):.0f} s{cached}"
+
     body = []
     for model, runs in models.items():
         ours, eager, compiled = runs.get("keras"), runs.get("torch"), runs.get("torch.compile")
         ratio = f"{float(ours['vs_torch']):.2f}" if ours and ours.get("vs_torch") else ""
         body.append([f"{model} ({ours['unit'] if ours else ''}/s, batch {ours['batch'] if ours else ''})",
-                     rate(ours, "train_items_per_s"), rate(eager, "train_items_per_s"),
+                     marked(ours, rate(ours, "train_items_per_s")), rate(eager, "train_items_per_s"),
                      rate(compiled, "train_items_per_s"), ratio if float(ratio or 0) >= 1 else f"**{ratio}**",
-                     f"{float(ours['compile_s']):.0f} s" if ours else "", rate(ours, "infer_items_per_s"),
+                     compile_time(ours) if ours else "", rate(ours, "infer_items_per_s"),
                      rate(eager, "infer_items_per_s"),
                      f"{float(ours['peak_memory_gb']):.1f} / {float(eager['peak_memory_gb']):.1f} GB"
                      if ours and eager and ours.get("peak_memory_gb") and eager.get("peak_memory_gb") else ""])  # fmt: skip
-    return table(["model", "medzoo train", "timm eager train", "timm torch.compile train", "ratio (want >= 1)",
-                  "medzoo compile", "medzoo infer", "timm infer", "peak memory medzoo / timm"], body)  # fmt: skip
+    rendered = table(["model", "medzoo train", "timm eager train", "timm torch.compile train", "ratio (want >= 1)",
+                      "medzoo compile", "medzoo infer", "timm infer", "peak memory medzoo / timm"], body)  # fmt: skip
+    return rendered + "".join(f"\n({number}) {note}.\n" for number, note in enumerate(notes, 1))
 
 
 RENDERERS = {"pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,

@@ -1,9 +1,10 @@
-"""Test setup: Keras writes to a temporary home; real sample images as fixtures."""
+"""Test setup: Keras and JAX's compile cache write to temporary folders; real sample images as fixtures."""
 
 import os
 import tempfile
 
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="medzoo-keras-home-")
+os.environ["MEDZOO_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="medzoo-xla-cache-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402

@@ -97,3 +97,28 @@ def test_the_cnn_lstm_trains_a_step_in_bfloat16_on_jax():
                           text=True, timeout=900)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ok " in done.stdout, done.stdout
+
+
+def test_float16_trains_with_loss_scaling_through_medzoos_optimizer():
+    """mixed_float16 (the option for GPUs without bfloat16): compile wraps medzoo's optimizer, EMA
+    included, in a LossScaleOptimizer; a step trains, and a step with overflowing gradients is
+    skipped and halves the scale instead of writing inf into the weights."""
+    from medzoo.train.fit import loss_and_metrics, make_optimizer
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        shape = tiny_input_shape("cnn_lstm")
+        model = create_model("cnn_lstm", input_shape=shape)
+        check_model_policy(model, "mixed_float16")
+        loss, _ = loss_and_metrics(model)
+        model.compile(optimizer=make_optimizer("adamw", 1e-3, ema=True), loss=loss, run_eagerly=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.optimizer.inner_optimizer.use_ema
+    x, y = sample_inputs(shape, count=2), np.array([0, 1])
+    assert np.isfinite(model.train_on_batch(x, y))
+    scale, before = float(model.optimizer.dynamic_scale), [np.array(w) for w in model.trainable_weights]
+    model.train_on_batch(np.full_like(x, 1e30), y)  # float16 overflows: the gradients are not finite
+    assert float(model.optimizer.dynamic_scale) == scale / 2
+    assert all(np.array_equal(b, np.array(w)) for b, w in zip(before, model.trainable_weights))

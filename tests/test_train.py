@@ -106,10 +106,13 @@ def final_weights(run_dir):
 def test_a_killed_run_resumes_to_the_uninterrupted_weights(backend, image_folder, tmp_path):
     config = json.dumps(tiny_config(image_folder, epochs=3, early_stopping_patience=None,
                                     reduce_lr_patience=None))
-    env = {"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
+    cache = tmp_path / "xla"
+    env = {"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "MEDZOO_COMPILE_CACHE": str(cache)}
     killed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=1, config=config), str(tmp_path / "a"), env=env)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert not (tmp_path / "a" / "model.keras").exists()
+    # JAX keeps the compiled train step on disk for the resume; TensorFlow has no such cache.
+    assert (cache.is_dir() and any(cache.iterdir())) == (backend == "jax")
     resumed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "a"), env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     whole = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "b"), env=env)

@@ -138,10 +138,12 @@ def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1
     """
     import keras
 
+    from medzoo.train.compile_cache import enable_compile_cache
     from medzoo.train.config import DEFAULTS, merge, validate_config
     from medzoo.train.precision import choose_policy
 
     config = validate_config(merge(DEFAULTS, config))
+    enable_compile_cache()  # JAX: a rerun or a resume loads the compiled steps instead of compiling again
     run = RunFolder(run_dir).create()
     os.makedirs(run.checkpoint(""), exist_ok=True)
     run.write_config(config)
