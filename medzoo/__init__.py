@@ -16,6 +16,7 @@ _MODEL_API = (
     "build_cnn_lstm",
     "build_dual_backbone",
     "build_transfer_classifier",
+    "build_video_transformer",
     "create_model",
     "get_model_info",
     "list_backbones",

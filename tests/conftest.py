@@ -25,7 +25,8 @@ def tiny_input_shape(name, size=32, frames=4):
     """The smallest sensible input for a registered model (backbone minimum respected)."""
     info = get_model_info(name)
     defaults = info["defaults"]
-    side = tiny_side(defaults.get("backbones") or (defaults["backbone"],), size)
+    backbones = defaults.get("backbones") or ((defaults["backbone"],) if "backbone" in defaults else ())
+    side = tiny_side(backbones, size)  # a transformer's tubelet (16 px) divides 32 and 64
     if info["task"] == "sequence":
         return (frames, side, side, 3)
     return (side, side, 3)

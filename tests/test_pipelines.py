@@ -92,9 +92,13 @@ def test_prepare_video_caches_once_and_feeds_training(tmp_path, capsys):
 
 
 def test_ct_sequences_keep_slice_order_and_patient_ids():
-    sequence = read_ct_sequence(CT5N, num_slices=8, size=32)
-    assert sequence.shape == (8, 32, 32, 3)
-    assert sequence[:5].any() and not sequence[5:].any()  # 5 real slices, then black
+    sequence = read_ct_sequence(CT5N, num_slices=8, size=32)  # 5 slices resampled to 8: all real
+    assert sequence.shape == (8, 32, 32, 3) and all(s.any() for s in sequence)
+    np.testing.assert_array_equal(sequence[1], sequence[2])  # slice 1 repeated, in order
+    assert not np.array_equal(sequence[0], sequence[1])
+    padded = read_ct_sequence(CT5N, num_slices=8, size=32, fill="pad")
+    np.testing.assert_array_equal(padded[:5], sequence[[0, 1, 3, 5, 7]])  # each slice once,
+    assert not padded[5:].any()  # then black
     slices = list(slice_dataset([CT5N, CT5N], [0, 1], ["p1", "p2"], num_slices=5, size=32).unbatch())
     assert [s["id"].numpy() for s in slices] == [b"p1"] * 5 + [b"p2"] * 5
     assert [int(s["label"]) for s in slices] == [0] * 5 + [1] * 5

@@ -267,6 +267,33 @@ def test_replicate_statistics_match_scipy():
         stats.ttest_ind([0.5, 0.51, 0.49, 0.5, 0.5], [0.2, 0.9, 0.4, 0.8, 0.1], equal_var=False).pvalue)
 
 
+def test_three_models_compare_pairwise_with_holm_correction(tmp_path):
+    """Every pair gets the tables; p-values are Holm-corrected over the 3 pairs; mean confusions plotted."""
+    from medzoo.evaluate.experiment import compare_groups
+    from medzoo.evaluate.stats import holm
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for config, centre in (("vivit", 0.72), ("convnext", 0.60), ("cnn_lstm", 0.70)):
+        for replicate in range(5):
+            values = {m: float(np.clip(centre + rng.normal(0, 0.04), 0, 1)) for m in ("accuracy", "precision")}
+            rows.append({"config": config, "cell": "base", "replicate": replicate, **values, "recall": None, "f1": None})
+            evaluation = tmp_path / config / "base" / f"replicate{replicate}" / "evaluation"
+            evaluation.mkdir(parents=True)
+            (evaluation / "metrics.json").write_text(json.dumps({"items": {"confusion_matrix": [[5, replicate], [1, 4]]}}))
+    text = compare_groups(rows, str(tmp_path))
+    assert text.count("\n## ") == 3 and "## vivit/base vs convnext/base" in text and "Holm-corrected over the 3 pairs" in text
+    samples = {c: [r["accuracy"] for r in rows if r["config"] == c] for c in ("vivit", "convnext", "cnn_lstm")}
+    pairs = [("vivit", "convnext"), ("vivit", "cnn_lstm"), ("convnext", "cnn_lstm")]
+    expected = holm([stats.ttest_ind(samples[a], samples[b], equal_var=stats.levene(samples[a], samples[b]).pvalue > 0.05)
+                     .pvalue for a, b in pairs])  # fmt: skip
+    first_table = text.split("## vivit/base vs convnext/base")[1].split("Table III")[1]
+    assert f"{expected[0]:.4g} |" in first_table.split("\n")[4]  # the accuracy row's Holm p
+    assert "recall" not in text  # a metric some runs lack is left out, not compared on None
+    assert {"confusion_vivit_base.png", "replicates_accuracy.png", "replicates_precision.png"} <= set(os.listdir(tmp_path))
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
 def test_experiment_replicates_and_resumes(image_folder, tmp_path, capsys):
     config = tmp_path / "small.yaml"
     config.write_text(textwrap.dedent(f"""
@@ -286,7 +313,7 @@ def test_experiment_replicates_and_resumes(image_folder, tmp_path, capsys):
     assert rows[0].startswith("config,cell,replicate,accuracy") and len(rows) == 7
     tables = (out / "comparison.md").read_text()
     assert "Table I: Shapiro-Wilk" in tables and "Table IV: Mann-Whitney U" in tables
-    assert (out / "replicates_accuracy.png").exists()
+    assert (out / "replicates_accuracy.png").exists() and (out / "confusion_small_pooling=avg.png").exists()
     assert {row.split(",")[1] for row in rows[1:]} == {"pooling=avg", "pooling=max"}
     mtime = os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras")
     assert main(["experiment", str(config), "--out", str(out), "--replicates", "3"]) == 0

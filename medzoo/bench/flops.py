@@ -2,8 +2,9 @@
 
 MACs are counted the usual way (MobileNetV2-224: 300M): convolutions, dense
 and recurrent layers; elementwise work (activations, BatchNorm, adds, pooling)
-is not, and neither are layers of other kinds (attention, einsum): medzoo's
-models have none. One FLOP is half a MAC, so FLOPs = 2 x MACs.
+is not. Attention is counted exactly by medzoo's `TransformerEncoderBlock`
+(projections, QK^T, AV, MLP); a bare einsum or other unknown layer counts 0.
+One FLOP is half a MAC, so FLOPs = 2 x MACs.
 """
 
 import math
@@ -25,10 +26,14 @@ def _graph_nodes(model):
 
 def _layer_macs(layer, in_shape, out_shape):
     """MACs of one call of `layer` on one example (shapes include the batch axis)."""
+    import keras
+
     kind = type(layer).__name__
     if hasattr(layer, "_nodes_by_depth") or hasattr(layer, "_functional"):  # a nested model
         return model_macs(layer)
-    if kind == "TimeDistributed":
+    if hasattr(layer, "macs"):  # a layer that counts itself (medzoo's transformer block)
+        return layer.macs(in_shape)
+    if isinstance(layer, keras.layers.TimeDistributed):  # FoldedTimeDistributed too
         steps = in_shape[1]
         inner_in, inner_out = (in_shape[:1] + in_shape[2:]), (out_shape[:1] + out_shape[2:])
         return steps * _layer_macs(layer.layer, inner_in, inner_out)

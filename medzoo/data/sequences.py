@@ -12,6 +12,7 @@ from medzoo.data.video import sample_frame_indices
 from medzoo.errors import InputError
 
 DEFAULT_WINDOWS = ("brain", "subdural", "bone")
+FILLS = ("resample", "pad")
 SLICE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
@@ -44,12 +45,39 @@ def read_slices(source):
     return read_volume(source)[0], True
 
 
-def volume_to_sequence(volume, num_slices=30, size=224, windows=DEFAULT_WINDOWS, modality_values=True):
+def slice_indices(num_total, num_slices, fill="resample"):
+    """Which of `num_total` slices fill a sequence of `num_slices` (-1: a black slice).
+
+    "resample" (the default) spreads `num_slices` positions evenly from the
+    first slice to the last, repeating slices when there are fewer: 30 slices
+    into ViViT's 32 repeat two of them, evenly apart, and every position holds
+    real anatomy, however many slices a patient has (28-34 in CT-ICH).
+    "pad" keeps every slice once and adds black slices at the end (the S1
+    video convention); a 2-slice tubelet then mixes the last slice with black.
+
+    Example:
+        >>> slice_indices(5, 8).tolist()
+        [0, 1, 1, 2, 2, 3, 3, 4]
+        >>> slice_indices(5, 8, fill="pad").tolist()
+        [0, 1, 2, 3, 4, -1, -1, -1]
+    """
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}.")
+    if num_total < 1 or num_slices < 1:
+        raise ValueError(f"need num_total >= 1 and num_slices >= 1, got {num_total}, {num_slices}.")
+    if fill == "resample":
+        return np.round(np.linspace(0, num_total - 1, num_slices)).astype(int)
+    taken = sample_frame_indices(num_total, num_slices)
+    return np.concatenate([taken, np.full(num_slices - len(taken), -1)])
+
+
+def volume_to_sequence(volume, num_slices=30, size=224, windows=DEFAULT_WINDOWS, modality_values=True,
+                       fill="resample"):  # fmt: skip
     """Resamples a (D, H, W) volume to (num_slices, size, size, 3) float32 0..255.
 
-    Slices are taken evenly over the whole volume; a volume with fewer slices
-    than `num_slices` gives all of them followed by black slices. HU volumes
-    go through `windows` (one per channel); gray images are repeated.
+    Slices are taken evenly over the whole volume; with fewer slices than
+    `num_slices`, `fill` says how the rest is filled (see `slice_indices`).
+    HU volumes go through `windows` (one per channel); gray images are repeated.
 
     Example:
         >>> volume_to_sequence(np.zeros((5, 16, 16)), num_slices=8, size=32).shape
@@ -61,15 +89,19 @@ def volume_to_sequence(volume, num_slices=30, size=224, windows=DEFAULT_WINDOWS,
     if volume.ndim != 3 or 0 in volume.shape:
         raise InputError(f"expected a (D, H, W) volume, got shape {volume.shape}.")
     sequence = np.zeros((num_slices, size, size, 3), np.float32)
-    for position, index in enumerate(sample_frame_indices(len(volume), num_slices)):
+    for position, index in enumerate(slice_indices(len(volume), num_slices, fill)):
+        if index < 0:
+            continue  # black
         values = volume[index]
         image = window_channels(values, windows) if modality_values else np.repeat(values[..., None], 3, -1)
         sequence[position] = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return sequence
 
 
-def read_ct_sequence(source, num_slices=30, size=224, windows=DEFAULT_WINDOWS):
+def read_ct_sequence(source, num_slices=30, size=224, windows=DEFAULT_WINDOWS, fill="resample"):
     """One patient's CT (DICOM folder, NIfTI, or slice-image folder) -> (T, size, size, 3).
+
+    `fill`: how a CT with fewer than `num_slices` slices is filled (`slice_indices`).
 
     Example:
         >>> import os, pydicom
@@ -79,7 +111,7 @@ def read_ct_sequence(source, num_slices=30, size=224, windows=DEFAULT_WINDOWS):
         (8, 32, 32, 3)
     """
     volume, modality_values = read_slices(source)
-    return volume_to_sequence(volume, num_slices, size, windows, modality_values)
+    return volume_to_sequence(volume, num_slices, size, windows, modality_values, fill)
 
 
 def sequence_dataset(sources, labels, ids, num_slices=30, size=224, batch_size=8, shuffle=False, seed=0):

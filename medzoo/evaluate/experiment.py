@@ -69,26 +69,51 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
     return rows
 
 
-def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f1")):
-    """Compares the first two (config, cell) groups of experiment rows over their replicates.
+def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f1"), alpha=0.05):
+    """Compares every pair of (config, cell) groups of experiment rows over their replicates.
 
-    Writes comparison.md (S3's Tables I-IV) and a box plot per metric
-    (replicates_<metric>.png); returns the markdown text.
+    Writes comparison.md (S3's Tables I-IV per pair; with more than two
+    groups, t-test and Mann-Whitney p-values are Holm-corrected over the
+    pairs, per metric, and significance follows the corrected p), a box plot
+    per metric with every group (replicates_<metric>.png) and each group's
+    mean confusion matrix over its replicates (confusion_<config>_<cell>.png);
+    returns the markdown text.
     """
-    from medzoo.evaluate.plots import plot_replicates
-    from medzoo.evaluate.stats import replicate_tables
+    import itertools
+
+    import numpy as np
+
+    from medzoo.evaluate.plots import plot_confusion, plot_replicates
+    from medzoo.evaluate.stats import holm_adjust, replicate_results, replicate_tables
+    from medzoo.io.tables import read_json
+    from medzoo.runs import RunFolder
 
     groups = {}
     for row in rows:
         groups.setdefault(f"{row['config']}/{row['cell']}", []).append(row)
     if len(groups) < 2:
         raise ValueError("comparing needs two configs or grid cells in the experiment.")
-    (name_a, rows_a), (name_b, rows_b) = list(groups.items())[:2]
-    samples = [{m: [r[m] for r in rows_] for m in metrics if all(r[m] is not None for r in rows_)}
-               for rows_ in (rows_a, rows_b)]
-    text, _ = replicate_tables(samples[0], samples[1], (name_a, name_b))
+    samples = {name: {m: [r[m] for r in group] for m in metrics if all(r[m] is not None for r in group)}
+               for name, group in groups.items()}  # fmt: skip
+    pairs = list(itertools.combinations(groups, 2))
+    results = {pair: replicate_results(samples[pair[0]], samples[pair[1]], alpha) for pair in pairs}
+    if len(pairs) > 1:
+        holm_adjust(results, alpha)
+    correction = f"Holm-corrected over the {len(pairs)} pairs" if len(pairs) > 1 else "one pair: no correction"
+    sections = [f"# Replicate comparison (alpha {alpha}; {correction})", ""]
+    for a, b in pairs:
+        sections += [f"## {a} vs {b}", "", replicate_tables(samples[a], samples[b], (a, b), alpha, results[(a, b)])[0]]
+    text = "\n".join(sections)
     write_bytes_atomic(os.path.join(out_dir, "comparison.md"), text)
-    for metric in samples[0]:
-        plot_replicates({name_a: samples[0][metric], name_b: samples[1][metric]},
-                        os.path.join(out_dir, f"replicates_{metric}.png"), metric)
+    for metric in metrics:
+        if all(metric in sample for sample in samples.values()):
+            plot_replicates({name: sample[metric] for name, sample in samples.items()},
+                            os.path.join(out_dir, f"replicates_{metric}.png"), metric)  # fmt: skip
+    for name, group in groups.items():
+        confusions = [read_json(os.path.join(RunFolder(os.path.join(out_dir, row["config"], row["cell"],
+                                                                    f"replicate{row['replicate']}")).evaluation_dir(),
+                                             "metrics.json"), "metrics", dict)["items"]["confusion_matrix"]
+                      for row in group]  # fmt: skip
+        plot_confusion(np.mean(confusions, axis=0).round(1), os.path.join(out_dir, f"confusion_{name.replace('/', '_')}.png"),
+                       title=f"{name}: mean over {len(group)} replicates")  # fmt: skip
     return text

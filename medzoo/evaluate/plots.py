@@ -41,14 +41,14 @@ def plot_pr(y_true, y_prob, path, class_names=None):
     return save_figure(figure, path)
 
 
-def plot_confusion(confusion, path, class_names=None):
-    """A confusion matrix with counts; writes `path`."""
+def plot_confusion(confusion, path, class_names=None, title="Confusion matrix"):
+    """A confusion matrix with counts (or mean counts); writes `path`."""
     _, figure, axes = new_figure()
     confusion = np.asarray(confusion)
     axes.imshow(confusion, cmap="Blues")
     names = class_names or [str(i) for i in range(len(confusion))]
     axes.set(xticks=range(len(names)), yticks=range(len(names)), xticklabels=names, yticklabels=names,
-             xlabel="predicted", ylabel="true", title="Confusion matrix")
+             xlabel="predicted", ylabel="true", title=title)
     for (row, column), count in np.ndenumerate(confusion):
         colour = "white" if count > confusion.max() / 2 else "black"
         axes.text(column, row, str(count), ha="center", va="center", color=colour)

@@ -77,12 +77,53 @@ def compare_replicates(a, b, alpha=0.05):
     }
 
 
-def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05):
+def holm(p_values):
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, at most 1), in the input order.
+
+    Example:
+        >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
+        [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, float)
+    order = np.argsort(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
+    result = np.empty_like(adjusted)
+    result[order] = adjusted
+    return result.tolist()
+
+
+def holm_adjust(pair_results, alpha=0.05):
+    """Adds `p_holm` (and Holm-based `significant`) to every t-test and Mann-Whitney result.
+
+    Args:
+        pair_results: {pair: {metric: compare_replicates result}}; the
+            correction runs over the pairs, per metric and test.
+    """
+    pairs = list(pair_results)
+    metrics = {metric for results in pair_results.values() for metric in results}
+    for metric in metrics:
+        having = [pair for pair in pairs if metric in pair_results[pair]]
+        for test in ("t_test", "mann_whitney"):
+            adjusted = holm([pair_results[pair][metric][test]["p"] for pair in having])
+            for pair, p in zip(having, adjusted):
+                pair_results[pair][metric][test].update(p_holm=p, significant=bool(p < alpha))
+    return pair_results
+
+
+def replicate_results(samples_a, samples_b, alpha=0.05):
+    """{metric: compare_replicates result} for the metrics both models have."""
+    return {metric: compare_replicates(samples_a[metric], samples_b[metric], alpha)
+            for metric in samples_a if metric in samples_b}  # fmt: skip
+
+
+def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05, results=None):
     """S3's Tables I-IV as markdown: Shapiro-Wilk, Levene, t-test with power, Mann-Whitney U.
 
     Args:
         samples_a, samples_b: {metric: list of replicate values} for two models.
         names: (str, str). The models' names. Defaults to ("A", "B").
+        results: precomputed `replicate_results` (e.g. Holm-adjusted); the
+            tests' tables then show the Holm p beside the raw one.
 
     Returns:
         (markdown text, {metric: compare_replicates result}).
@@ -92,8 +133,13 @@ def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05):
         >>> text.splitlines()[0]
         '### Table I: Shapiro-Wilk normality test'
     """
-    results = {metric: compare_replicates(samples_a[metric], samples_b[metric], alpha)
-               for metric in samples_a if metric in samples_b}
+    results = results or replicate_results(samples_a, samples_b, alpha)
+    adjusted = any("p_holm" in r["t_test"] for r in results.values())
+    holm_header, holm_rule = (" p (Holm) |", " ---: |") if adjusted else ("", "")
+
+    def holm_cell(test):
+        return f" {test['p_holm']:.4g} |" if adjusted else ""
+
     a, b = names
     lines = ["### Table I: Shapiro-Wilk normality test", "",
              f"| metric | {a} W | {a} p | {b} W | {b} p |", "| --- | ---: | ---: | ---: | ---: |"]
@@ -103,12 +149,14 @@ def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05):
               "| --- | ---: | ---: |"]
     lines += [f"| {m} | {r['levene']['statistic']:.4f} | {r['levene']['p']:.4f} |" for m, r in results.items()]
     lines += ["", "### Table III: t-test and power (Cohen's d)", "",
-              "| metric | test | t | p | d | power | significant |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
-    lines += [f"| {m} | {r['t_test']['kind']} | {r['t_test']['statistic']:.4f} | {r['t_test']['p']:.4g} | "
-              f"{r['cohens_d']:.3f} | {r['power']:.3f} | {'yes' if r['t_test']['significant'] else 'no'} |"
+              f"| metric | test | t | p |{holm_header} d | power | significant |",
+              f"| --- | --- | ---: | ---: |{holm_rule} ---: | ---: | --- |"]
+    lines += [f"| {m} | {r['t_test']['kind']} | {r['t_test']['statistic']:.4f} | {r['t_test']['p']:.4g} |"
+              f"{holm_cell(r['t_test'])} {r['cohens_d']:.3f} | {r['power']:.3f} | "
+              f"{'yes' if r['t_test']['significant'] else 'no'} |" for m, r in results.items()]
+    lines += ["", "### Table IV: Mann-Whitney U test", "", f"| metric | U | p |{holm_header} significant |",
+              f"| --- | ---: | ---: |{holm_rule} --- |"]
+    lines += [f"| {m} | {r['mann_whitney']['statistic']:.1f} | {r['mann_whitney']['p']:.4g} |"
+              f"{holm_cell(r['mann_whitney'])} {'yes' if r['mann_whitney']['significant'] else 'no'} |"
               for m, r in results.items()]
-    lines += ["", "### Table IV: Mann-Whitney U test", "", "| metric | U | p | significant |",
-              "| --- | ---: | ---: | --- |"]
-    lines += [f"| {m} | {r['mann_whitney']['statistic']:.1f} | {r['mann_whitney']['p']:.4g} | "
-              f"{'yes' if r['mann_whitney']['significant'] else 'no'} |" for m, r in results.items()]
     return "\n".join(lines) + "\n", results

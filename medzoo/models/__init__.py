@@ -12,6 +12,7 @@ from medzoo.models.registry import (
     register_model,
 )
 from medzoo.models.transfer import build_transfer_classifier
+from medzoo.models.video_transformer import build_video_transformer
 from medzoo.models import presets  # noqa: F401  (registers the paper presets)
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "build_cnn_lstm",
     "build_dual_backbone",
     "build_transfer_classifier",
+    "build_video_transformer",
     "create_model",
     "get_model_info",
     "list_backbones",

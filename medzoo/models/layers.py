@@ -83,3 +83,124 @@ class FoldedTimeDistributed(keras.layers.TimeDistributed):
         kwargs = {"training": training} if self.layer._call_has_training_arg else {}
         features = self.layer.call(frames, **kwargs)
         return ops.reshape(features, (-1, steps) + tuple(features.shape[1:]))
+
+
+@keras.saving.register_keras_serializable(package="medzoo")
+class TokensWithPosition(keras.layers.Layer):
+    """Prepends a learned class token (optional) and adds learned position embeddings to (B, N, D) tokens.
+
+    Example:
+        >>> import numpy as np
+        >>> TokensWithPosition(class_token=True)(np.zeros((2, 5, 8))).shape
+        (2, 6, 8)
+    """
+
+    def __init__(self, class_token=True, **kwargs):
+        super().__init__(**kwargs)
+        self.class_token = class_token
+
+    def build(self, input_shape):
+        tokens, width = input_shape[-2], input_shape[-1]
+        init = keras.initializers.TruncatedNormal(stddev=0.02)
+        self.cls = self.add_weight(shape=(1, 1, width), initializer=init, name="cls") if self.class_token else None
+        self.position = self.add_weight(shape=(1, tokens + bool(self.class_token), width), initializer=init,
+                                        name="position")  # fmt: skip
+
+    def call(self, tokens):
+        if self.class_token:  # (B, 1, D) by broadcasting: no TILE/BROADCAST_TO for the converters
+            tokens = ops.concatenate([ops.zeros_like(tokens[:, :1]) + ops.cast(self.cls, tokens.dtype), tokens], 1)
+        return tokens + ops.cast(self.position, tokens.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1] + bool(self.class_token), input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "class_token": self.class_token}
+
+
+@keras.saving.register_keras_serializable(package="medzoo")
+class TokenPooling(keras.layers.Layer):
+    """(B, N, D) tokens -> (B, D): the class token ("cls", the first) or the mean of all ("mean").
+
+    Example:
+        >>> import numpy as np
+        >>> TokenPooling("mean")(np.ones((2, 5, 8))).shape
+        (2, 8)
+    """
+
+    MODES = ("cls", "mean")
+
+    def __init__(self, mode="cls", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"pooling must be one of {self.MODES}, got {mode!r}.")
+        self.mode = mode
+
+    def call(self, tokens):
+        return tokens[:, 0] if self.mode == "cls" else ops.mean(tokens, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="medzoo")
+class TransformerEncoderBlock(keras.layers.Layer):
+    """A pre-norm transformer block: x + MHA(LN(x)), then x + MLP(LN(x)) with tanh-GELU (ViT, ViViT).
+
+    Args:
+        num_heads: int. Attention heads; the width must divide by it.
+        mlp_units: int. Hidden width of the MLP.
+        dropout: float. Dropout on both residual branches. Defaults to 0.
+        attention_dropout: float. Dropout on the attention weights. Defaults to 0.
+        epsilon: float. LayerNorm epsilon (1e-6 as ViT/ViViT). Defaults to 1e-6.
+
+    Example:
+        >>> import numpy as np
+        >>> TransformerEncoderBlock(num_heads=2, mlp_units=16)(np.zeros((1, 5, 8))).shape
+        (1, 5, 8)
+    """
+
+    def __init__(self, num_heads, mlp_units, dropout=0.0, attention_dropout=0.0, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads, self.mlp_units, self.dropout = num_heads, mlp_units, dropout
+        self.attention_dropout, self.epsilon = attention_dropout, epsilon
+        self.norm_attention = keras.layers.LayerNormalization(epsilon=epsilon, dtype=self.dtype_policy, name="norm_1")
+        self.norm_mlp = keras.layers.LayerNormalization(epsilon=epsilon, dtype=self.dtype_policy, name="norm_2")
+        self.mlp_in = keras.layers.Dense(mlp_units, dtype=self.dtype_policy, name="mlp_in")
+        self.residual_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="residual_dropout")
+        self.attention = self.mlp_out = None  # their sizes come from the token width: made in build
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        if width % self.num_heads:
+            raise ValueError(f"The token width {width} does not divide by num_heads={self.num_heads}.")
+        self.attention = keras.layers.MultiHeadAttention(self.num_heads, width // self.num_heads,
+                                                         dropout=self.attention_dropout, dtype=self.dtype_policy,
+                                                         name="attention")  # fmt: skip
+        self.mlp_out = keras.layers.Dense(width, dtype=self.dtype_policy, name="mlp_out")
+        self.norm_attention.build(input_shape)
+        self.attention.build(input_shape, input_shape)
+        self.norm_mlp.build(input_shape)
+        self.mlp_in.build(input_shape)
+        self.mlp_out.build(tuple(input_shape[:-1]) + (self.mlp_units,))
+
+    def call(self, tokens, training=None):
+        x = self.norm_attention(tokens)
+        tokens = tokens + self.residual_dropout(self.attention(x, x, training=training), training=training)
+        x = keras.activations.gelu(self.mlp_in(self.norm_mlp(tokens)), approximate=True)
+        return tokens + self.residual_dropout(self.mlp_out(x), training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def macs(self, input_shape):
+        """Multiply-accumulates of one call on one example: projections, QK^T, AV and the MLP."""
+        tokens, width = input_shape[-2], input_shape[-1]
+        return 4 * tokens * width * width + 2 * tokens * tokens * width + 2 * tokens * width * self.mlp_units
+
+    def get_config(self):
+        return {**super().get_config(), "num_heads": self.num_heads, "mlp_units": self.mlp_units,
+                "dropout": self.dropout, "attention_dropout": self.attention_dropout, "epsilon": self.epsilon}

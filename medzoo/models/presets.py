@@ -8,6 +8,7 @@ from medzoo.models.cnn_lstm import build_cnn_lstm
 from medzoo.models.dual_backbone import build_dual_backbone
 from medzoo.models.registry import register_model
 from medzoo.models.transfer import build_transfer_classifier
+from medzoo.models.video_transformer import build_video_transformer
 
 PRESETS = (
     (
@@ -37,6 +38,13 @@ PRESETS = (
         build_cnn_lstm,
         {"input_shape": (30, 224, 224, 3)},
         "S3 hemorrhage, sequence model: 30 CT slices -> MobileNetV2 -> LSTM(128) -> sigmoid.",
+    ),
+    (
+        "ct_sequence_vivit",
+        "sequence",
+        build_video_transformer,
+        {"config": "base", "input_shape": (32, 224, 224, 3)},
+        "S3 hemorrhage, sequence model: ViViT-B (16x16x2 tubelets, 32 slices; 30 resampled to 32) -> sigmoid.",
     ),
     (
         "echo_calcification",

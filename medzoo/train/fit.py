@@ -167,6 +167,7 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
     from medzoo.models import create_model
     from medzoo.models.backbones import BACKBONES, set_backbone_trainable
     from medzoo.models.common import iter_layers
+    from medzoo.models.video_transformer import ENCODER as VIDEO_ENCODER
     from medzoo.train.callbacks import StochasticWeightAveraging
     from medzoo.train.history import plot_history
     from medzoo.train.multi_worker import fit_multi_worker
@@ -275,7 +276,7 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
     if fine_tune:
         trainable_layers = fine_tune.get("trainable_layers")
         for layer in list(iter_layers(model)):
-            if isinstance(layer, keras.Model) and layer.name in BACKBONES:
+            if isinstance(layer, keras.Model) and (layer.name in BACKBONES or layer.name == VIDEO_ENCODER):
                 # No trainable_layers: the whole backbone trains; else its last N layers.
                 set_backbone_trainable(layer, trainable_layers is not None, trainable_layers)
         run_phase("fine_tune", config["epochs"], config["epochs"] + fine_tune["epochs"],
