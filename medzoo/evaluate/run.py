@@ -50,7 +50,7 @@ def evaluate_predictions(y_true, y_prob, ids, class_names, out_dir, aggregate="m
     item = classification_metrics(y_true, y_prob, threshold_method=threshold_method, class_names=class_names)
     item["wmcll"] = wmcll(y_true, y_prob, class_weights)
     plots, patient, unique_ids = {}, None, np.unique(ids)
-    if _one_label_per_id(ids, y_true):  # e.g. not an identity with real and fake videos
+    if aggregate == "any" or _one_label_per_id(ids, y_true):  # not e.g. an identity with real and fake videos
         unique_ids, id_prob, id_true = aggregate_by_id(ids, y_prob, y_true, method=aggregate)
         patient = classification_metrics(id_true, id_prob, threshold_method=threshold_method,
                                          class_names=class_names)
@@ -120,7 +120,7 @@ def evaluate_run(run_dir, data, out_dir=None, aggregate="mean", threshold_method
                                 aggregate, threshold_method)  # fmt: skip
 
 
-def evaluate_validation(run_dir, config=None, out_dir=None):
+def evaluate_validation(run_dir, config=None, out_dir=None, aggregate="mean"):
     """Evaluates a run on its own validation split (the one `fit` drew by id), like `evaluate_run`."""
     from medzoo.data.sources import element_stream, inputs_key
     from medzoo.train.fit import load_training_data
@@ -132,4 +132,4 @@ def evaluate_validation(run_dir, config=None, out_dir=None):
         raise ValueError("the run has no validation split: set data.val or data.val_fraction.")
     base, decode = element_stream(val, val["label"], recipe)
     probabilities, truths, ids = predict_batches(model, decode(base).batch(32), inputs_key(recipe))
-    return evaluate_predictions(truths, probabilities, ids, run.read_labels(), run.evaluation_dir(out_dir))
+    return evaluate_predictions(truths, probabilities, ids, run.read_labels(), run.evaluation_dir(out_dir), aggregate)

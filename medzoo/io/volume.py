@@ -1,4 +1,4 @@
-"""3-D volumes: a NIfTI file or a folder holding one DICOM series -> (D, H, W) + spacing."""
+"""3-D volumes: a NIfTI file, an InVesalius project or a folder holding one DICOM series -> (D, H, W) + spacing."""
 
 import os
 
@@ -64,8 +64,49 @@ def read_dicom_series(directory, max_pixels=None):
     return np.stack(slices), (depth_spacing, row_spacing, column_spacing)
 
 
+def read_invesalius(path, max_pixels=None):
+    """Reads the volume of an InVesalius `.inv3` project (a gzip tar) as ((D, H, W) float32, (dz, dy, dx) mm).
+
+    Only `main.plist` and the matrix it names are read, from the archive stream
+    (nothing is extracted); the matrix must hold exactly the declared shape.
+
+    Example:
+        >>> from medzoo.data.samples import sample_ct_path
+        >>> volume, spacing = read_invesalius(sample_ct_path())
+        >>> volume.shape, spacing
+        ((108, 256, 256), (1.5, 0.9570312, 0.9570312))
+    """
+    import plistlib
+    import tarfile
+
+    from medzoo.io.image import check_file
+
+    check_file(path, "InVesalius project")
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            members = {os.path.basename(member.name): member for member in archive.getmembers() if member.isfile()}
+            if "main.plist" not in members:
+                raise InputError(f"{path}: an InVesalius project needs main.plist; it holds {sorted(members)[:5]}.")
+            project = plistlib.loads(archive.extractfile(members["main.plist"]).read(64 * 2**10))
+            matrix = project.get("matrix", {})
+            shape, dtype = tuple(int(side) for side in matrix.get("shape", ())), np.dtype(matrix.get("dtype", "int16"))
+            if len(shape) != 3 or matrix.get("filename") not in members:
+                raise InputError(f"{path}: main.plist declares no 3-D matrix file ({matrix!r}).")
+            check_pixels(path, "InVesalius volume", shape, limit=max_pixels)
+            expected = int(np.prod(shape)) * dtype.itemsize
+            member = members[matrix["filename"]]
+            if member.size != expected:
+                raise InputError(f"{path}: {member.name} holds {member.size:,} bytes, the declared {shape} "
+                                 f"{dtype} matrix needs {expected:,}.")  # fmt: skip
+            data = np.frombuffer(archive.extractfile(member).read(expected), dtype).reshape(shape)
+    except (tarfile.TarError, OSError, EOFError, plistlib.InvalidFileException, ValueError) as error:
+        raise InputError(f"{path}: not a readable InVesalius project ({type(error).__name__}: {error}).") from error
+    spacing = [float(v) for v in project.get("spacing", (1.0, 1.0, 1.0))]  # (x, y, z)
+    return data.astype(np.float32), (spacing[2], spacing[1], spacing[0])
+
+
 def read_volume(path, max_pixels=None):
-    """Reads a NIfTI file or a DICOM series folder as ((D, H, W) float32, (dz, dy, dx) mm).
+    """Reads a NIfTI file, an InVesalius `.inv3` project or a DICOM series folder as ((D, H, W) float32, (dz, dy, dx) mm).
 
     NIfTI voxel axes (x, y, z) become (z, y, x), so that volume[k] is one axial slice.
     The voxel count the header declares must stay within `max_pixels` (None:
@@ -84,8 +125,10 @@ def read_volume(path, max_pixels=None):
     """
     if os.path.isdir(path):
         return read_dicom_series(path, max_pixels)
+    if str(path).endswith(".inv3"):
+        return read_invesalius(path, max_pixels)
     if not path.endswith((".nii", ".nii.gz")):
-        raise InputError(f"{path}: expected a .nii/.nii.gz file or a folder of DICOM slices.")
+        raise InputError(f"{path}: expected a .nii/.nii.gz file, an .inv3 project or a folder of DICOM slices.")
     import nibabel
 
     from medzoo.io.image import check_file
