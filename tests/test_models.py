@@ -37,6 +37,7 @@ def test_public_api_imports():
         build_cnn_lstm,
         build_dual_backbone,
         build_transfer_classifier,
+        build_video_transformer,
         create_model,
         list_models,
     )
@@ -44,7 +45,9 @@ def test_public_api_imports():
     assert set(list_models(task="sequence")) == {
         "cnn_lstm",
         "ct_sequence_cnn_lstm",
+        "ct_sequence_vivit",
         "deepfake_cnn_lstm",
+        "video_transformer",
     }
     assert list_models("slide_*") == ["slide_background", "slide_origin"]
 

@@ -264,6 +264,10 @@ def test_replicate_statistics_match_scipy():
     assert result["t_test"]["p"] == pytest.approx(stats.ttest_ind(a, b).pvalue)
     assert result["mann_whitney"]["p"] == pytest.approx(stats.mannwhitneyu(a, b).pvalue)
     assert result["power"] > 0.99 and result["cohens_d"] > 2
+    pair = compare_replicates([0.9, 0.92], [0.8, 0.83])  # 2 replicates: Shapiro-Wilk undefined, the rest runs
+    student = pair["t_test"]["kind"] == "student"
+    assert pair["shapiro"]["a"]["p"] is None
+    assert pair["t_test"]["p"] == pytest.approx(stats.ttest_ind([0.9, 0.92], [0.8, 0.83], equal_var=student).pvalue)
     unequal = compare_replicates([0.5, 0.51, 0.49, 0.5, 0.5], [0.2, 0.9, 0.4, 0.8, 0.1])
     assert unequal["t_test"]["kind"] == "welch"
     assert unequal["t_test"]["p"] == pytest.approx(
@@ -311,16 +315,16 @@ def test_experiment_replicates_and_resumes(image_folder, tmp_path, capsys):
         reduce_lr_patience: null
     """))
     out = tmp_path / "experiment"
-    assert main(["experiment", str(config), "--out", str(out), "--replicates", "3", "--compare"]) == 0
+    assert main(["experiment", str(config), "--out", str(out), "--replicates", "2", "--compare"]) == 0
     rows = (out / "experiment.csv").read_text().splitlines()
-    assert rows[0].startswith("config,cell,replicate,protocol,level,accuracy") and len(rows) == 7
+    assert rows[0].startswith("config,cell,replicate,protocol,level,accuracy") and len(rows) == 5
     assert {row.split(",")[3] for row in rows[1:]} == {"paper"}
     tables = (out / "comparison.md").read_text()
     assert "Table I: Shapiro-Wilk" in tables and "Table IV: Mann-Whitney U" in tables
     assert (out / "replicates_accuracy.png").exists() and (out / "confusion_small_pooling=avg.png").exists()
     assert {row.split(",")[1] for row in rows[1:]} == {"pooling=avg", "pooling=max"}
     mtime = os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras")
-    assert main(["experiment", str(config), "--out", str(out), "--replicates", "3"]) == 0
+    assert main(["experiment", str(config), "--out", str(out), "--replicates", "2"]) == 0
     assert os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras") == mtime
 
 

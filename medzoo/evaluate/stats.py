@@ -38,7 +38,8 @@ def compare_replicates(a, b, alpha=0.05):
     is always reported too (S3 ran it because one sample was not normal).
 
     Returns:
-        dict: mean/std of each; shapiro (statistic, p, normal) for a and b;
+        dict: mean/std of each; shapiro (statistic, p, normal) for a and b
+        (None for a sample of 2: Shapiro-Wilk needs 3);
         levene (statistic, p, equal_variances); t_test (kind, statistic, p,
         significant); mann_whitney (statistic, p, significant); cohens_d; power.
 
@@ -50,10 +51,12 @@ def compare_replicates(a, b, alpha=0.05):
     from scipy import stats
 
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 3 or len(b) < 3:
-        raise ValueError(f"need at least 3 replicates per model, got {len(a)} and {len(b)}.")
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"need at least 2 replicates per model, got {len(a)} and {len(b)}.")
 
     def shapiro(sample):
+        if len(sample) < 3:
+            return {"statistic": None, "p": None, "normal": None}
         statistic, p = stats.shapiro(sample)
         return {"statistic": float(statistic), "p": float(p), "normal": bool(p > alpha)}
 
@@ -143,8 +146,10 @@ def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05, results
     a, b = names
     lines = ["### Table I: Shapiro-Wilk normality test", "",
              f"| metric | {a} W | {a} p | {b} W | {b} p |", "| --- | ---: | ---: | ---: | ---: |"]
-    lines += [f"| {m} | {r['shapiro']['a']['statistic']:.4f} | {r['shapiro']['a']['p']:.4f} | "
-              f"{r['shapiro']['b']['statistic']:.4f} | {r['shapiro']['b']['p']:.4f} |" for m, r in results.items()]
+    lines += [f"| {m} | {_number(r['shapiro']['a']['statistic'])} | {_number(r['shapiro']['a']['p'])} | "
+              f"{_number(r['shapiro']['b']['statistic'])} | {_number(r['shapiro']['b']['p'])} |" for m, r in results.items()]
+    if any(r["shapiro"][side]["p"] is None for r in results.values() for side in "ab"):
+        lines += ["", "n/a: Shapiro-Wilk needs at least 3 replicates."]
     lines += ["", "### Table II: Levene's test for equal variances", "", "| metric | statistic | p |",
               "| --- | ---: | ---: |"]
     lines += [f"| {m} | {r['levene']['statistic']:.4f} | {r['levene']['p']:.4f} |" for m, r in results.items()]
@@ -160,3 +165,7 @@ def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05, results
               f"{holm_cell(r['mann_whitney'])} {'yes' if r['mann_whitney']['significant'] else 'no'} |"
               for m, r in results.items()]
     return "\n".join(lines) + "\n", results
+
+
+def _number(value):
+    return "n/a" if value is None else f"{value:.4f}"
