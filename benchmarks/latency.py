@@ -6,7 +6,8 @@ For every model (default: every registered model, at its default size, batch 1):
 Keras `predict`, the model in a `tf.function` ("keras_call"), LiteRT float32 /
 float16 / dynamic / int8 (XNNPACK) and ONNX Runtime, each at each thread count,
 each in a fresh process (its own peak RSS, TensorFlow's thread count honoured).
-Sequence models also run as a streaming LiteRT pair (per new frame).
+Sequence models shaped like the CNN-LSTM also run as a streaming LiteRT pair
+(per new frame); a video transformer attends over the whole clip and does not.
 
 Models are random-initialised (`weights=None`) with BatchNorm statistics set
 from real photos / real video frames, so activations and int8 ranges are
@@ -46,6 +47,17 @@ def real_inputs(input_shape, count):
     return np.stack(clips[:count]).astype(np.float32)
 
 
+def streams(model):
+    """True when `model` splits into a frame encoder and a recurrent step (the streaming export)."""
+    from medzoo.export import split_sequence_model
+
+    try:
+        split_sequence_model(model)
+    except ValueError:
+        return False
+    return True
+
+
 def export_artifacts(name, model, inputs, work, sequence):
     """Exports `model` to every benchmarked artifact; returns [(runtime, precision, path, status)]."""
     from medzoo.export import ParityError, export
@@ -54,7 +66,7 @@ def export_artifacts(name, model, inputs, work, sequence):
     artifacts = [("keras", "float32", os.path.join(work, f"{name}.keras"), "source")]
     model.save(artifacts[0][2])
     formats = [("litert", precision) for precision in PRECISIONS] + [("onnx", "float32")]
-    if sequence:
+    if sequence and streams(model):
         formats.append(("litert_streaming", "float32"))
     for format_name, precision in formats:
         path = os.path.join(work, f"{name}_{format_name}_{precision}{SUFFIXES[format_name]}")
