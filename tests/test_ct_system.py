@@ -165,6 +165,31 @@ def test_the_ct_demo_runs_both_models_to_verified_litert(tmp_path, capsys):
     assert "BATCH_MATMUL" in sequence["operators"]
 
 
+def test_a_damaged_invesalius_project_is_named_not_read(tmp_path):
+    import io
+    import plistlib
+    import tarfile
+
+    from medzoo.errors import InputError
+    from medzoo.io.volume import read_volume
+
+    def project(matrix_bytes):
+        path = tmp_path / f"{len(matrix_bytes)}.inv3"
+        plist = plistlib.dumps({"matrix": {"dtype": "int16", "filename": "matrix.dat", "shape": [108, 256, 256]}})
+        with tarfile.open(path, "w:gz") as archive:
+            for name, data in (("p/main.plist", plist), ("p/matrix.dat", matrix_bytes)):
+                member = tarfile.TarInfo(name)
+                member.size = len(data)
+                archive.addfile(member, io.BytesIO(data))
+        return str(path)
+
+    with pytest.raises(InputError, match="matrix.dat holds 10 bytes, the declared"):
+        read_volume(project(b"0" * 10))
+    (tmp_path / "noise.inv3").write_bytes(b"not a gzip tar")
+    with pytest.raises(InputError, match="noise.inv3: not a readable InVesalius project"):
+        read_volume(str(tmp_path / "noise.inv3"))
+
+
 def test_the_s3_configs_are_valid_training_settings():
     from medzoo.evaluate.experiment import experiment_settings
     from medzoo.train.config import read_config_file, resolve_config
