@@ -37,7 +37,8 @@ def ct_ich_slices(root):
             try:
                 patient, index, healthy = int(row["PatientNumber"]), int(row["SliceNumber"]), int(row["No_Hemorrhage"])
             except (KeyError, TypeError, ValueError) as error:
-                raise InputError(f"{table}: line {number} lacks PatientNumber/SliceNumber/No_Hemorrhage ({error}).") from error
+                raise InputError(f"{table}: line {number} lacks PatientNumber/SliceNumber/No_Hemorrhage "
+                                 f"({error}).") from error
             path = os.path.join("Patients_CT", f"{patient:03d}", "brain", f"{index}.jpg")
             if not os.path.isfile(os.path.join(root, path)):
                 raise InputError(f"{table}: line {number} names {path}, which is not on disk.")

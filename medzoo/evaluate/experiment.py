@@ -102,7 +102,6 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
 
     from medzoo.evaluate.run import evaluate_run, evaluate_validation
     from medzoo.io.tables import read_json
-    from medzoo.runs import RunFolder
     from medzoo.train.config import read_config_file, resolve_config
     from medzoo.train.fit import fit
 
@@ -115,12 +114,13 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
         held_out = []
         if chosen == "sound":
             source = resolve_config(None, [raw, *overrides])["data"]["train"]
-            train_csv, test_csv = _hold_out(source, settings["test_fraction"], os.path.join(out_dir, config_name, "split"))
+            split_dir = os.path.join(out_dir, config_name, "split")
+            train_csv, test_csv = _hold_out(source, settings["test_fraction"], split_dir)
             held_out = [{"data": {"train": train_csv}}]
         for cell, cell_overrides in grid_cells(settings["grid"]):
             for replicate in range(count):
                 run_dir = os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
-                metrics_path = os.path.join(RunFolder(run_dir).evaluation_dir(), "metrics.json")
+                metrics_path = _metrics_path(out_dir, config_name, cell, replicate)
                 if not os.path.isfile(metrics_path):
                     config = resolve_config(None, [raw, *cell_overrides, {"seed": replicate}, *overrides, *held_out])
                     fit(config, run_dir, verbose=verbose)
@@ -128,11 +128,7 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
                         evaluate_run(run_dir, test_csv, aggregate=settings["aggregate"])
                     else:
                         evaluate_validation(run_dir, config, aggregate=settings["aggregate"])
-                metrics = read_json(metrics_path, "metrics", dict)
-                items = metrics["patients"] if level == "ids" else metrics["items"]
-                if items is None:
-                    raise InputError(f"{metrics_path}: no per-id metrics (an id holds items of different labels): "
-                                     "use aggregate: any, or level: items.")  # fmt: skip
+                items = _level_metrics(read_json(metrics_path, "metrics", dict), level, metrics_path)
                 row = {"config": config_name, "cell": cell, "replicate": replicate, "protocol": chosen, "level": level}
                 for column in METRIC_COLUMNS:
                     value = items.get(column, items.get("macro", {}).get(column))
@@ -140,6 +136,24 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
                 rows.append(row)
                 write_csv(csv_path, rows)
     return rows
+
+
+def _metrics_path(out_dir, config_name, cell, replicate):
+    """metrics.json of one experiment run."""
+    from medzoo.runs import RunFolder
+
+    run_dir = os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
+    return os.path.join(RunFolder(run_dir).evaluation_dir(), "metrics.json")
+
+
+def _level_metrics(metrics, level, where="metrics.json"):
+    """The item or per-id metrics of an evaluation, or InputError when per-id metrics are missing."""
+    if level == "items":
+        return metrics["items"]
+    if metrics["patients"] is None:
+        raise InputError(f"{where}: no per-id metrics (an id holds items of different labels): "
+                         "use aggregate: any, or level: items.")  # fmt: skip
+    return metrics["patients"]
 
 
 def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f1"), alpha=0.05):
@@ -159,7 +173,6 @@ def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f
     from medzoo.evaluate.plots import plot_confusion, plot_replicates
     from medzoo.evaluate.stats import holm_adjust, replicate_results, replicate_tables
     from medzoo.io.tables import read_json
-    from medzoo.runs import RunFolder
 
     groups = {}
     for row in rows:
@@ -183,11 +196,10 @@ def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f
         if all(metric in sample for sample in samples.values()):
             plot_replicates({name: sample[metric] for name, sample in samples.items()},
                             os.path.join(out_dir, f"replicates_{metric}.png"), metric)  # fmt: skip
-    for name, group in groups.items():
-        confusions = [read_json(os.path.join(RunFolder(os.path.join(out_dir, row["config"], row["cell"],
-                                                                    f"replicate{row['replicate']}")).evaluation_dir(),
-                                             "metrics.json"), "metrics", dict)["items"]["confusion_matrix"]
+    for name, group in groups.items():  # at the level the rows were scored at (items or ids)
+        confusions = [_level_metrics(read_json(_metrics_path(out_dir, row["config"], row["cell"], row["replicate"]),
+                                               "metrics", dict), row.get("level", "items"))["confusion_matrix"]
                       for row in group]  # fmt: skip
-        plot_confusion(np.mean(confusions, axis=0).round(1), os.path.join(out_dir, f"confusion_{name.replace('/', '_')}.png"),
-                       title=f"{name}: mean over {len(group)} replicates")  # fmt: skip
+        path = os.path.join(out_dir, f"confusion_{name.replace('/', '_')}.png")
+        plot_confusion(np.mean(confusions, axis=0).round(1), path, title=f"{name}: mean over {len(group)} replicates")
     return text

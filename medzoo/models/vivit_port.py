@@ -59,7 +59,8 @@ def port_vivit_weights(model, checkpoint):
         _assign(block.norm_mlp, _norm(tensor, f"{prefix}.layernorm_after"), f"{prefix}.layernorm_after")
         heads = block.attention.num_heads
         for part in ("query", "key", "value"):  # Linear (H*dh, D) -> EinsumDense (D, H, dh)
-            weight, bias = tensor(f"{prefix}.attention.attention.{part}.weight"), tensor(f"{prefix}.attention.attention.{part}.bias")
+            name = f"{prefix}.attention.attention.{part}"
+            weight, bias = tensor(f"{name}.weight"), tensor(f"{name}.bias")
             _assign(getattr(block.attention, f"{part}_dense"),
                     [weight.T.reshape(weight.shape[1], heads, -1), bias.reshape(heads, -1)], f"{prefix}.{part}")
         weight = tensor(f"{prefix}.attention.output.dense.weight")  # (D, H*dh) -> (H, dh, D)
