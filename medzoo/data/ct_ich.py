@@ -91,8 +91,8 @@ def prepare_ct_ich(root, out_dir, num_slices=30, size=224, fill="resample", sour
               [{**row, "path": os.path.relpath(os.path.join(root, row["path"]), out_dir)} for row in slices],
               ["path", "label", "id", "patient", "slice"])  # fmt: skip
     sequences = os.path.join(out_dir, "sequences")
-    manifest, prepared = [], 0
-    for key, (label, rows) in tqdm(patient_sequences(slices).items(), desc="patients", disable=not verbose):
+    manifest, prepared, patients = [], 0, patient_sequences(slices)
+    for key, (label, rows) in tqdm(patients.items(), desc="patients", disable=not verbose):
         target = os.path.join(sequences, f"{key}.npz")
         if not os.path.exists(target):
             volume, hounsfield = patient_volume(root, rows, source)
@@ -102,6 +102,6 @@ def prepare_ct_ich(root, out_dir, num_slices=30, size=224, fill="resample", sour
             prepared += 1
         manifest.append({"path": f"{key}.npz", "label": label, "id": key})
     write_csv(os.path.join(sequences, MANIFEST_FILE), manifest)
-    positive = sum(label == LABELS[1] for label, _ in patient_sequences(slices).values())
+    positive = sum(label == LABELS[1] for label, _ in patients.values())
     return {"slices": len(slices), "patients": len(manifest), "positive_patients": positive, "prepared": prepared}
 

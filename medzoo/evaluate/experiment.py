@@ -119,8 +119,8 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
             held_out = [{"data": {"train": train_csv}}]
         for cell, cell_overrides in grid_cells(settings["grid"]):
             for replicate in range(count):
-                run_dir = os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
-                metrics_path = _metrics_path(out_dir, config_name, cell, replicate)
+                run_dir = _run_dir(out_dir, config_name, cell, replicate)
+                metrics_path = _metrics_path(run_dir)
                 if not os.path.isfile(metrics_path):
                     config = resolve_config(None, [raw, *cell_overrides, {"seed": replicate}, *overrides, *held_out])
                     fit(config, run_dir, verbose=verbose)
@@ -138,11 +138,14 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
     return rows
 
 
-def _metrics_path(out_dir, config_name, cell, replicate):
+def _run_dir(out_dir, config_name, cell, replicate):
+    return os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
+
+
+def _metrics_path(run_dir):
     """metrics.json of one experiment run."""
     from medzoo.runs import RunFolder
 
-    run_dir = os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
     return os.path.join(RunFolder(run_dir).evaluation_dir(), "metrics.json")
 
 
@@ -197,7 +200,7 @@ def compare_groups(rows, out_dir, metrics=("accuracy", "precision", "recall", "f
             plot_replicates({name: sample[metric] for name, sample in samples.items()},
                             os.path.join(out_dir, f"replicates_{metric}.png"), metric)  # fmt: skip
     for name, group in groups.items():  # at the level the rows were scored at (items or ids)
-        confusions = [_level_metrics(read_json(_metrics_path(out_dir, row["config"], row["cell"], row["replicate"]),
+        confusions = [_level_metrics(read_json(_metrics_path(_run_dir(out_dir, row["config"], row["cell"], row["replicate"])),
                                                "metrics", dict), row.get("level", "items"))["confusion_matrix"]
                       for row in group]  # fmt: skip
         path = os.path.join(out_dir, f"confusion_{name.replace('/', '_')}.png")

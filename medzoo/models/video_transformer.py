@@ -3,7 +3,7 @@
 import keras
 from keras import layers
 
-from medzoo.models.common import check_input_shape, classifier_output, load_model_weights
+from medzoo.models.common import check_input_shape, classifier_output, load_model_weights, split_weights
 from medzoo.models.layers import (
     FoldedTimeDistributed,
     ImagePreprocessing,
@@ -136,6 +136,4 @@ def _load_weights(model, weights):
     if weights == "imagenet":
         raise ValueError("The video transformer has no ImageNet weights: pass weights=None, a .weights.h5 "
                          "of this model, or a Hugging Face ViViT checkpoint file (.safetensors / .bin).")  # fmt: skip
-    from medzoo.models.common import split_weights
-
     return load_model_weights(model, split_weights(weights)[1])
