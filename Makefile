@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/latency.py --models video_transformer --threads 2 --runs 10 --warmup 2
 	$(BIN)/python benchmarks/accuracy_vs_latency.py
 	$(BIN)/python benchmarks/slide_memory.py
+	$(BIN)/python benchmarks/echo.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

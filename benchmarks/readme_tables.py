@@ -5,7 +5,7 @@
 
 A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
 `<!-- end table -->` (indented like its list item); the file's name (pipeline-, latency-, slide_memory-,
-accuracy_vs_latency-, video_demo-, train_throughput-) picks the renderer. After a benchmark writes a new CSV,
+accuracy_vs_latency-, video_demo-, train_throughput-, echo-) picks the renderer. After a benchmark writes a new CSV,
 point the marker at it and run this script.
 """
 
@@ -167,7 +167,33 @@ def train_throughput_table(rows):
     return rendered + "".join(f"\n({number}) {note}.\n" for number, note in enumerate(notes, 1))
 
 
-RENDERERS = {"pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
+def echo_table(results):
+    """S4 on painted real echo frames: the localizer, the classifier grid under both protocols, the
+    white-pixel baseline and the end-to-end accuracy, as four tables."""
+    def figures(row, keys=("accuracy", "precision", "recall", "f1")):
+        return [f"{float(row[key]):.2f}" for key in keys]
+
+    localizer = table(["localizer (ours)", "training images", "precision", "recall", "AP@0.5", "mean IoU"],
+                      [[f"+ {row['augment']}" if row["augment"] != "none" else "original data",
+                        str(row["train_images"]), *figures(row, ("precision", "recall", "ap", "mean_iou"))]
+                       for row in results["localizer"]])  # fmt: skip
+    cells = {}
+    for row in results["grid"]:
+        cells.setdefault(row["cell"], {})[row["protocol"]] = row
+    grid = table(["classifier (ours)", "paper protocol acc / prec / rec / F1", "sound protocol acc / prec / rec / F1"],
+                 [[cell.replace("backbone=", "").replace("-pooling=", ", pooling ")]
+                  + [" / ".join(figures(runs[protocol])) if protocol in runs else "" for protocol in ("paper", "sound")]
+                  for cell, runs in cells.items()])  # fmt: skip
+    baseline = table(["white pixel above (ours)", "accuracy", "precision", "recall", "F1"],
+                     [[str(row["threshold"]), *figures(row)] for row in results["baseline"]])
+    end = results["end_to_end"]
+    end_to_end = table(["unseen patients (ours)", "classifier accuracy"],
+                       [[f"ground-truth crops ({end['images_with_valve']} valves)", f"{end['accuracy_ground_truth_crops']:.2f}"],
+                        ["the localizer's crops (end to end)", f"{end['accuracy_end_to_end']:.2f}"]])  # fmt: skip
+    return "\n".join([localizer, grid, baseline, end_to_end])
+
+
+RENDERERS = {"echo": echo_table, "pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
              "accuracy_vs_latency": accuracy_table}  # fmt: skip
 
 

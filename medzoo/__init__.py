@@ -13,6 +13,7 @@ from medzoo.errors import InputError, WeightsDownloadError
 from medzoo.lazy import lazy_attributes
 
 _MODEL_API = (
+    "build_box_localizer",
     "build_cnn_lstm",
     "build_dual_backbone",
     "build_transfer_classifier",

@@ -34,6 +34,7 @@ def test_registered_model_builds_and_saves(name, tmp_path):
 
 def test_public_api_imports():
     from medzoo import (  # noqa: F401
+        build_box_localizer,
         build_cnn_lstm,
         build_dual_backbone,
         build_transfer_classifier,

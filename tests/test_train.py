@@ -323,6 +323,9 @@ def test_experiment_replicates_and_resumes(image_folder, tmp_path, capsys):
     assert "Table I: Shapiro-Wilk" in tables and "Table IV: Mann-Whitney U" in tables
     assert (out / "replicates_accuracy.png").exists() and (out / "confusion_small_pooling=avg.png").exists()
     assert {row.split(",")[1] for row in rows[1:]} == {"pooling=avg", "pooling=max"}
+    run_config = json.loads((out / "small" / "pooling=max" / "replicate1" / "run_config.json").read_text())
+    assert run_config["config"]["model_kwargs"] == {"backbone": "mobilenet_v3_small", "input_shape": [32, 32, 3],
+                                                    "pooling": "max"}  # a grid cell sets one key, keeps the rest
     mtime = os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras")
     assert main(["experiment", str(config), "--out", str(out), "--replicates", "2"]) == 0
     assert os.path.getmtime(out / "small" / "pooling=avg" / "replicate0" / "model.keras") == mtime

@@ -1,7 +1,7 @@
 """Files -> tf.data pipelines of medzoo element dicts {"image", "label", "id"[, "boxes"]}.
 
 Sources: a folder of class folders, or a CSV manifest (path, label, id and
-optional box columns x0, y0, x1, y1). Label names become indices through a
+optional box columns x1, y1, x2, y2). Label names become indices through a
 `LabelMap` that is saved beside the run.
 """
 
@@ -15,7 +15,7 @@ from medzoo.io.atomic import write_bytes_atomic
 from medzoo.io.tables import read_csv_rows, read_labels
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
-BOX_COLUMNS = ("x0", "y0", "x1", "y1")
+BOX_COLUMNS = ("x1", "y1", "x2", "y2")
 
 
 class LabelMap:
@@ -87,7 +87,7 @@ def read_manifest(path):
     """Reads a CSV manifest: returns dict of lists (path, label, id[, boxes (N, 4)]).
 
     Relative paths are taken from the manifest's folder. Columns: path, label,
-    id (optional: defaults to the file name), and x0, y0, x1, y1 for one box per row.
+    id (optional: defaults to the file name), and x1, y1, x2, y2 for one box per row.
     """
     rows = read_csv_rows(path, ("path", "label"), "manifest")
     base = os.path.dirname(os.path.abspath(path))

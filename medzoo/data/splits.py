@@ -1,6 +1,10 @@
 """Patient-level splits: stratified by label, grouped by id, so no id is in two splits."""
 
+import hashlib
+
 import numpy as np
+
+HOLD_OUT_SEED = "medzoo-test"
 
 
 def _id_labels(ids, labels):
@@ -72,3 +76,19 @@ def kfold_by_id(ids, labels, n_splits=5, seed=0):
 
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     yield from folds.split(np.zeros(len(ids)), np.asarray(labels), groups=np.asarray(ids))
+
+
+def held_out_ids(ids, fraction, seed=HOLD_OUT_SEED):
+    """The ids a "sound" experiment tests on: those whose hash of (seed, id) falls below `fraction`.
+
+    A hash, not a draw from one data source, so every model of a study holds
+    out the same patients whether it reads slices or sequences.
+
+    Example:
+        >>> held_out_ids([f"p{i}" for i in range(10)], 0.3)
+        ['p6', 'p9']
+    """
+    def unit(identifier):
+        return int(hashlib.sha256(f"{seed}:{identifier}".encode()).hexdigest()[:12], 16) / 16**12
+
+    return sorted(identifier for identifier in set(ids) if unit(identifier) < fraction)

@@ -8,23 +8,24 @@ A config file may add these keys to the training settings:
 - `protocol`: "paper" (default; S3's: each replicate is scored on its own
   random validation split, which also early-stopped it) or "sound" (a test
   set of `test_fraction` of the ids, default 0.2, is held out before any
-  replicate: none trains or early-stops on it, and all are scored on it);
+  replicate: none trains or early-stops on it, and all are scored on it;
+  with `data.test` set, that file is the test set and data.train is used
+  whole, e.g. S4's crops, augmented and balanced on the training patients only);
 - `aggregate` (items -> ids: "mean", "max", "any", "mean_logit") and `level`
   ("items" or "ids": which metrics the rows take; S3's per-slice image model
   is scored per patient with aggregate "any").
 """
 
-import hashlib
 import itertools
 import os
 
+from medzoo.data.splits import held_out_ids
 from medzoo.errors import InputError
 from medzoo.io.atomic import write_bytes_atomic, write_csv
 
 METRIC_COLUMNS = ("accuracy", "precision", "recall", "specificity", "f1", "roc_auc", "pr_auc", "wmcll")
 PROTOCOLS = ("paper", "sound")
 LEVELS = ("items", "ids")
-HOLD_OUT_SEED = "medzoo-test"
 EXPERIMENT_KEYS = {"replicates": 3, "grid": None, "protocol": "paper", "test_fraction": 0.2, "aggregate": "mean",
                    "level": "items"}  # fmt: skip
 
@@ -41,22 +42,6 @@ def experiment_settings(raw, where="config"):
         raise InputError(f"{where}: protocol must be one of {PROTOCOLS} and level one of {LEVELS}, "
                          f"got {settings['protocol']!r} and {settings['level']!r}.")  # fmt: skip
     return settings, {key: value for key, value in raw.items() if key not in EXPERIMENT_KEYS}
-
-
-def held_out_ids(ids, fraction, seed=HOLD_OUT_SEED):
-    """The ids a "sound" experiment tests on: those whose hash of (seed, id) falls below `fraction`.
-
-    A hash, not a draw from one data source, so every model of a study holds
-    out the same patients whether it reads slices or sequences.
-
-    Example:
-        >>> held_out_ids([f"p{i}" for i in range(10)], 0.3)
-        ['p6', 'p9']
-    """
-    def unit(identifier):
-        return int(hashlib.sha256(f"{seed}:{identifier}".encode()).hexdigest()[:12], 16) / 16**12
-
-    return sorted(identifier for identifier in set(ids) if unit(identifier) < fraction)
 
 
 def _hold_out(source, fraction, folder):
@@ -112,10 +97,12 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
         count, chosen, level = replicates or settings["replicates"], protocol or settings["protocol"], settings["level"]
         config_name = os.path.splitext(os.path.basename(config_path))[0]
         held_out = []
-        if chosen == "sound":
-            source = resolve_config(None, [raw, *overrides])["data"]["train"]
+        data = resolve_config(None, [raw, *overrides])["data"]
+        if chosen == "sound" and data["test"]:
+            test_csv = data["test"]
+        elif chosen == "sound":
             split_dir = os.path.join(out_dir, config_name, "split")
-            train_csv, test_csv = _hold_out(source, settings["test_fraction"], split_dir)
+            train_csv, test_csv = _hold_out(data["train"], settings["test_fraction"], split_dir)
             held_out = [{"data": {"train": train_csv}}]
         for cell, cell_overrides in grid_cells(settings["grid"]):
             for replicate in range(count):

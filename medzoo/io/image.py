@@ -104,3 +104,25 @@ def read_image(path, max_pixels=None):
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_image(path, image):
+    """Writes an RGB or gray (H, W[, 1 | 3]) uint8/uint16 image atomically; the suffix picks the format.
+
+    Example:
+        >>> import tempfile
+        >>> path = write_image(tempfile.mkdtemp() + "/red.png", np.full((2, 3, 3), (255, 0, 0), np.uint8))
+        >>> read_image(path)[0, 0].tolist()
+        [255, 0, 0]
+    """
+    import cv2
+
+    from medzoo.io.atomic import write_bytes_atomic
+
+    image = np.asarray(image)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[-1] == 3 else image
+    ok, encoded = cv2.imencode(os.path.splitext(path)[1] or ".png", bgr)
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode the image (shape {image.shape}, {image.dtype}).")
+    write_bytes_atomic(path, encoded.tobytes())
+    return path

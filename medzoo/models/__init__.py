@@ -1,6 +1,7 @@
 """Model builders (plain functional keras.Model) and the registry that names them."""
 
 from medzoo.models.backbones import BACKBONES, build_backbone, list_backbones
+from medzoo.models.box_localizer import build_box_localizer
 from medzoo.models.cnn_lstm import build_cnn_lstm
 from medzoo.models.dual_backbone import build_dual_backbone
 from medzoo.models.layers import ImagePreprocessing
@@ -19,6 +20,7 @@ __all__ = [
     "BACKBONES",
     "ImagePreprocessing",
     "build_backbone",
+    "build_box_localizer",
     "build_cnn_lstm",
     "build_dual_backbone",
     "build_transfer_classifier",

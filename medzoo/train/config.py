@@ -13,6 +13,7 @@ DEFAULTS = {
     "data": {
         "train": None,          # folder of class folders, CSV manifest, or prepare-video cache
         "val": None,            # same kinds; None: split `val_fraction` of train ids off
+        "test": None,           # a fixed test set for `medzoo experiment --protocol sound` (fit ignores it)
         "val_fraction": 0.15,
         "augment": None,        # a medzoo.data.augment preset
         "balance": None,        # None, "oversample" or "class_weights"
@@ -46,7 +47,7 @@ def merge(base, override):
             raise ValueError(f"Unknown training setting {key!r}; known: {sorted(merged)}.")
         if isinstance(merged[key], dict) and not isinstance(value, dict):
             raise InputError(f"training setting {key!r} must be a mapping of settings, got {value!r:.80}.")
-        if isinstance(merged[key], dict) and isinstance(value, dict) and key != "model_kwargs":
+        if isinstance(merged[key], dict) and isinstance(value, dict):  # `model_kwargs.pooling=max` sets one key
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
@@ -145,7 +146,7 @@ def validate_config(config):
     unknown = sorted(set(config["data"]) - set(DEFAULTS["data"]))
     if unknown:
         raise InputError(f"unknown training setting 'data.{unknown[0]}'; known: {sorted(DEFAULTS['data'])}.")
-    for key in ("data.train", "data.val"):
+    for key in ("data.train", "data.val", "data.test"):
         if _lookup(config, key) is not None and not isinstance(_lookup(config, key), str):
             fail(key, "a path (folder, CSV manifest or video cache)")
     number("data.val_fraction", 0.0, strict=False)
