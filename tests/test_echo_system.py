@@ -221,6 +221,31 @@ def test_the_echo_commands_augment_train_and_score(tmp_path, capsys):
     assert len(_csv(tmp_path / "t2.csv")) == 4
 
 
+def test_a_frame_without_a_valve_is_reported_not_cropped():
+    from types import SimpleNamespace
+
+    from medzoo.data.echo_cone import Cone
+    from medzoo.pipelines.echo import NO_VALVE, EchoPipeline
+
+    localizer = [[0.25, 0.25, 0.75, 0.75, 0.9], [0.5, 0.5, 0.5001, 0.5001, 0.1]]  # a valve; none
+    pipeline = EchoPipeline.__new__(EchoPipeline)
+    pipeline.margin, pipeline.score_threshold = 0.1, 0.5
+    classified = []
+    pipeline.localizer = SimpleNamespace(runner=type("R", (), {
+        "input_shape": (64, 64, 3), "__call__": lambda self, x: np.asarray(localizer[: len(x)], np.float32)})())
+    pipeline.classifier = SimpleNamespace(
+        runner=type("R", (), {"input_shape": (32, 32, 3),
+                              "__call__": lambda self, x: classified.append(len(x)) or np.tile([[0.2, 0.8]], (len(x), 1))})(),
+        decide=lambda outputs: (np.argmax(outputs, 1), np.max(outputs, 1), outputs),
+        label=lambda index: ["normal", "calcified"][index])
+    cone = Cone(np.array([[70, 10], [90, 10], [150, 100], [10, 100]]), (120, 160))
+    rows = pipeline.run_frames(np.full((2, 120, 160, 3), 80, np.uint8), cone)
+    assert classified == [1]  # only the frame with a valve is cropped and classified
+    assert [row["label"] for row in rows] == ["calcified", NO_VALVE]
+    assert [row["found"] for row in rows] == [True, False]
+    assert rows[1]["confidence"] == pytest.approx(0.9)
+
+
 @pytest.mark.xdist_group("echo_demo")
 def test_the_echo_demo_runs_two_verified_litert_models_end_to_end(tmp_path, capsys):
     from medzoo.pipelines.echo import run_echo_demo

@@ -18,6 +18,7 @@ import numpy as np
 
 from medzoo.errors import InputError
 
+NO_VALVE = "no valve"  # the label of a frame the localizer finds no valve in
 ECHO_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -58,12 +59,24 @@ class EchoPipeline:
         return [self.classifier.label(int(index)) for index in chosen], confidence, probabilities
 
     def run_frames(self, frames, cone):
-        """One dict per frame: box (frame pixels), objectness, found, label, confidence."""
+        """One dict per frame: box (frame pixels), objectness, found, label, confidence.
+
+        A frame whose objectness is below the threshold (or whose box is under
+        2 pixels a side) is not classified: its label is NO_VALVE and its
+        confidence the localizer's, 1 - objectness.
+        """
         boxes, scores = self.locate(frames, cone)
-        labels, confidence, _ = self.classify(frames, boxes)
-        return [{"box": box.tolist(), "objectness": float(score), "found": bool(score >= self.score_threshold),
-                 "label": label, "confidence": float(conf)}
-                for box, score, label, conf in zip(boxes, scores, labels, confidence)]  # fmt: skip
+        sides = boxes[:, 2:] - boxes[:, :2]
+        found = (scores >= self.score_threshold) & (sides >= 2).all(axis=1)
+        labels, confidence = [NO_VALVE] * len(frames), 1 - scores
+        if found.any():
+            chosen = np.flatnonzero(found)
+            found_labels, found_confidence, _ = self.classify([frames[i] for i in chosen], boxes[chosen])
+            for index, label, value in zip(chosen, found_labels, found_confidence):
+                labels[index], confidence[index] = label, value
+        return [{"box": box.tolist(), "objectness": float(score), "found": bool(hit), "label": label,
+                 "confidence": float(conf)}
+                for box, score, hit, label, conf in zip(boxes, scores, found, labels, confidence)]  # fmt: skip
 
 
 def locate(runner, frames, cone):
