@@ -251,7 +251,7 @@ def test_the_echo_demo_runs_two_verified_litert_models_end_to_end(tmp_path, caps
     from medzoo.pipelines.echo import run_echo_demo
 
     out = tmp_path / "demo"
-    run_echo_demo(str(out), images=24, epochs=2)
+    run_echo_demo(str(out), images=24, epochs=2, localizer_size=96)
     printed = capsys.readouterr().out
     assert "on the localizer's crops" in printed and "ground-truth crops" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -270,15 +270,14 @@ def test_the_echo_demo_runs_two_verified_litert_models_end_to_end(tmp_path, caps
     assert main(["export", str(out / "localizer"), "--format", "onnx", "--out", str(onnx)]) == 0
     broken = tmp_path / "broken.dcm"
     broken.write_bytes(b"not a dicom")
+    test_frames = [row["path"] for row in read_box_csv(str(out / "localizer" / "split" / "test.csv"))]
     capsys.readouterr()
-    status = main(["echo", str(broken), sample_dicom_path("US1_UNCR.dcm"), sample_dicom_path(CINE),
+    status = main(["echo", str(broken), sample_dicom_path("US1_UNCR.dcm"), *test_frames,
                    "--localizer", str(onnx), "--classifier", str(out / "classifier"), "--out", str(tmp_path / "cli")])
     errors = capsys.readouterr().err
-    assert status == 1  # two files failed, the cine worked
+    assert status == 1  # two files failed, the frames worked
     assert "broken.dcm: not a readable DICOM file" in errors and "US1_UNCR.dcm: no ultrasound sector" in errors
-    cli_rows = _csv(tmp_path / "cli" / "echo.csv")
-    assert len(cli_rows) == 120
-    _assert_same_results(cli_rows, _csv(out / "cine" / "echo.csv"))  # ONNX + Keras = LiteRT + LiteRT
+    _assert_same_results(_csv(tmp_path / "cli" / "echo.csv"), _csv(out / "test" / "echo.csv"))  # ONNX + Keras
 
 
 def _assert_same_results(rows, reference_rows):

@@ -132,7 +132,7 @@ def test_folder_dataset_labels_ids_and_determinism(photo_folder, tmp_path):
 def test_manifest_boxes_follow_resize_and_echo_augmentation(tmp_path):
     image = skimage.data.astronaut()  # 512 x 512; the face is at x 182..265, y 64..171
     cv2.imwrite(str(tmp_path / "a.png"), image[:, :, ::-1])
-    (tmp_path / "m.csv").write_text("path,label,id,x0,y0,x1,y1\na.png,calcified,p1,182,64,265,171\n")
+    (tmp_path / "m.csv").write_text("path,label,id,x1,y1,x2,y2\na.png,calcified,p1,182,64,265,171\n")
     dataset, _ = manifest_dataset(str(tmp_path / "m.csv"), image_size=128, batch_size=None, cache=False)
     element = next(iter(dataset))
     np.testing.assert_allclose(element["boxes"], [[45.5, 16, 66.25, 42.75]])

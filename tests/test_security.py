@@ -243,6 +243,13 @@ def bad_command_lines(root):
                    ["export", f"{r}/run", "--data", f"{missing}.npz"],
                    ["export", f"{r}/run", "--data", f"{r}/junk.csv"],
                    ["export", f"{r}/run/tiny.keras", "--data", f"{r}/samples.npz", "--labels", f"{r}/labels.json"]],
+        "echo": [["echo", f"{r}/notes.txt", "--localizer", missing, "--classifier", f"{r}/run", "--out", f"{r}/o"],
+                 ["echo", f"{r}/notes.txt", "--localizer", f"{r}/run", "--classifier", f"{r}/run", "--out", f"{r}/o"]],
+        "echo-augment": [["echo-augment", missing, "--out", f"{r}/a"], ["echo-augment", f"{r}/junk.csv", "--out", f"{r}/a"]],
+        "echo-localizer": [["echo-localizer", f"{r}/empty.csv", "--out", f"{r}/l"],
+                           ["echo-localizer", f"{r}/junk.csv", "--out", f"{r}/l", "--size", "64"]],
+        "echo-crops": [["echo-crops", missing, "--out", f"{r}/c"], ["echo-crops", f"{r}/binary.csv", "--out", f"{r}/c"]],
+        "echo-baseline": [["echo-baseline", f"{r}/junk.csv"], ["echo-baseline", f"{r}/empty.csv"]],
     }  # fmt: skip
 
 

@@ -277,11 +277,11 @@ def format_summary(summary):
     return "\n".join(lines)
 
 
-def run_echo_demo(out_dir="demo_echo", images=40, epochs=8, seed=0, verbose=1):
+def run_echo_demo(out_dir="demo_echo", images=40, epochs=8, localizer_size=160, seed=0, verbose=1):
     """S4 end to end on real echo frames with painted valves; returns (and writes) the summary.
 
     Paints valves into the sample cine's frames (`medzoo.data.echo_phantom`),
-    trains the localizer (MobileNetV2, ImageNet weights offline, 160 px) on
+    trains the localizer (MobileNetV2, ImageNet weights offline, `localizer_size` px) on
     the training patients with rotation copies, crops the valves under the
     sound protocol and trains a calcification classifier (96 px), exports
     both to LiteRT (verified against Keras), and runs the two-model LiteRT
@@ -301,7 +301,7 @@ def run_echo_demo(out_dir="demo_echo", images=40, epochs=8, seed=0, verbose=1):
 
     valves = write_painted_valves(os.path.join(out_dir, "valves"), count=images, patients=images // 2, seed=seed)
     localizer = train_localizer(valves, os.path.join(out_dir, "localizer"), split=(0.7, 0.15, 0.15), verbose=0,
-                                input_size=160, epochs=epochs, seed=seed)  # fmt: skip
+                                input_size=localizer_size, epochs=epochs, seed=seed)  # fmt: skip
     crops = write_valve_crops(valves, os.path.join(out_dir, "crops"), protocol="sound", size=96, test_fraction=0.25)
     config = {"model": "transfer_classifier", "seed": seed, "epochs": epochs, "batch_size": 16,
               "learning_rate": 1e-3, "reduce_lr_patience": None, "early_stopping_patience": None,
