@@ -464,11 +464,13 @@ def build_parser():
     echo_localizer.add_argument("--progress", action="store_true", help="per-epoch progress")
     echo_localizer.set_defaults(run=_echo_localizer)
 
+    from medzoo.data.echo_crops import PROTOCOLS
+
     echo_crops = commands.add_parser("echo-crops", help="S4 stage 2 data: valve crops, +/-10 degree copies, "
                                      "balanced, under the paper's or a sound protocol")  # fmt: skip
     echo_crops.add_argument("boxes", help="box CSV (path, x1, y1, x2, y2, label[, id])")
     echo_crops.add_argument("--out", required=True, help="folder for crops/ and the manifests")
-    echo_crops.add_argument("--protocol", choices=("paper", "sound"), default="sound",
+    echo_crops.add_argument("--protocol", choices=PROTOCOLS, default="sound",
                             help="paper: augment and balance, then split (leaks); sound: split patients first")
     echo_crops.add_argument("--size", type=int, default=224, help="crop side (default: 224)")
     echo_crops.add_argument("--margin", type=float, default=0.1, help="share of the box side added (default: 0.1)")

@@ -10,7 +10,8 @@ import numpy as np
 
 from medzoo.errors import InputError
 
-BOX_COLUMNS = ("path", "x1", "y1", "x2", "y2", "label", "id")
+COORDINATES = ("x1", "y1", "x2", "y2")  # also a manifest's box columns (`medzoo.data.datasets`)
+BOX_COLUMNS = ("path", *COORDINATES, "label", "id")
 
 
 def _box(values, where):
@@ -42,11 +43,8 @@ def read_box_csv(path):
 
     folder = os.path.dirname(os.path.abspath(path))
     rows = []
-    table = read_csv_rows(path, ("path",), "box table")
-    if "label" not in table[0]:
-        raise InputError(f"{path}: the box table has no column 'label' (columns: {', '.join(table[0])}).")
-    for number, row in enumerate(table, start=2):
-        coordinates = [row.get(key, "") for key in BOX_COLUMNS[1:5]]
+    for number, row in enumerate(read_csv_rows(path, ("path",), "box table", columns=("label",)), start=2):
+        coordinates = [row.get(key, "") for key in COORDINATES]
         where = f"{path}: line {number}"
         box = None if all(value in ("", None) for value in coordinates) else _box(coordinates, where)
         identifier = row.get("id") or os.path.splitext(os.path.basename(row["path"]))[0]
@@ -55,11 +53,11 @@ def read_box_csv(path):
     return rows
 
 
-def write_box_csv(path, rows, relative_to=None):
-    """Writes rows {"path", "box", "label"[, "id"]} as a box CSV, atomically; paths relative to `relative_to`."""
+def write_box_csv(path, rows):
+    """Writes rows {"path", "box", "label"[, "id"]} as a box CSV, atomically; paths relative to its folder."""
     from medzoo.io import write_csv
 
-    folder = relative_to or os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.abspath(path))
     table = []
     for row in rows:
         box = row["box"] if row["box"] is not None else [""] * 4

@@ -10,12 +10,12 @@ import os
 
 import numpy as np
 
+from medzoo.data.boxes import COORDINATES
 from medzoo.errors import InputError
 from medzoo.io.atomic import write_bytes_atomic
 from medzoo.io.tables import read_csv_rows, read_labels
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
-BOX_COLUMNS = ("x1", "y1", "x2", "y2")
 
 
 class LabelMap:
@@ -96,8 +96,8 @@ def read_manifest(path):
         "label": [row["label"] for row in rows],
         "id": [row.get("id") or os.path.splitext(os.path.basename(row["path"]))[0] for row in rows],
     }
-    if set(BOX_COLUMNS) <= set(rows[0]):
-        records["boxes"] = np.array([[_number(path, number, row, c) for c in BOX_COLUMNS]
+    if set(COORDINATES) <= set(rows[0]):
+        records["boxes"] = np.array([[_number(path, number, row, c) for c in COORDINATES]
                                      for number, row in enumerate(rows, start=2)], np.float32)  # fmt: skip
     return records
 

@@ -76,9 +76,8 @@ class Letterbox:
 
 def _darkest_channel(frames):
     frames = np.asarray(frames, np.float32)
-    if frames.ndim >= 3 and frames.shape[-1] in (3, 4):
-        return frames[..., :3].min(axis=-1)
-    return frames[..., 0] if frames.shape[-1] == 1 and frames.ndim >= 3 else frames
+    channels = frames.ndim >= 3 and frames.shape[-1] in (1, 3, 4)  # (H, W, C) or (T, H, W, C); else grey
+    return frames[..., :3].min(axis=-1) if channels else frames
 
 
 def find_cone(frames, source="frame", threshold=4.0, density=0.5):

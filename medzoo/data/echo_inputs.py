@@ -41,14 +41,6 @@ def read_echo(path):
     return frames, list(range(len(frames)))
 
 
-def localizer_input(frame, cone, size):
-    """(input (size, size, 3) float32 0..255, `Letterbox`): the frame's sector letterboxed to the localizer's side."""
-    from medzoo.data.echo_cone import crop_cone
-
-    image, letterbox = crop_cone(frame, cone, size)
-    return image.astype(np.float32), letterbox
-
-
 def valve_crop(frame, box, size, margin=0.1):
     """The classifier's input: the box grown by `margin` of its side, minimum subtracted (S4), letterboxed to `size`.
 
@@ -78,23 +70,23 @@ def valve_crop(frame, box, size, margin=0.1):
 
 
 def localizer_set(rows, size):
-    """Box CSV rows -> (inputs (N, size, size, 3) uint8, targets (N, 5) float32, letterboxes).
+    """Box CSV rows -> (inputs (N, size, size, 3) uint8, targets (N, 5) float32) for the localizer.
 
-    Targets are x1, y1, x2, y2 as fractions of the letterboxed input and 1 for
-    an object (0 and a zero box without one), as `BoxLocalizationLoss` takes.
-    Each image's cone is found in the image itself.
+    An input is the image's sector (its cone found in the image itself)
+    letterboxed to `size` (`medzoo.data.echo_cone.crop_cone`). Targets are
+    x1, y1, x2, y2 as fractions of that input and 1 for an object (0 and a
+    zero box without one), as `BoxLocalizationLoss` takes.
     """
-    from medzoo.data.echo_cone import find_cone
+    from medzoo.data.echo_cone import crop_cone, find_cone
 
-    inputs, targets, letterboxes = [], [], []
+    inputs, targets = [], []
     for row in rows:
         frames, _ = read_echo(row["path"])
-        image, letterbox = localizer_input(frames[0], find_cone(frames, row["path"]), size)
+        image, letterbox = crop_cone(frames[0], find_cone(frames, row["path"]), size)
         target = np.zeros(5, np.float32)
         if row["box"] is not None:
             target[:4] = np.clip(letterbox.to_crop(row["box"])[0] / size, 0, 1)
             target[4] = 1
-        inputs.append(image.astype(np.uint8))
+        inputs.append(image)
         targets.append(target)
-        letterboxes.append(letterbox)
-    return np.stack(inputs), np.stack(targets), letterboxes
+    return np.stack(inputs), np.stack(targets)

@@ -4,7 +4,7 @@ import glob
 import os
 
 from medzoo.errors import InputError
-from medzoo.io import open_slide, read_csv_rows, write_bytes_atomic, write_csv
+from medzoo.io import open_slide, read_csv_rows, write_csv, write_image
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".mrxs", ".bif", ".vms")
 TILE_COLUMNS = ("slide_id", "x", "y", "level", "size", "tissue_fraction", "path")
@@ -41,7 +41,6 @@ def tile_one_slide(path, out_dir, tile_size=600, min_tissue=0.3, level=0, stride
 
     Tiles already on disk (an interrupted run) are not written again. Returns the rows.
     """
-    import cv2
     from tqdm import tqdm
 
     from medzoo.data.tiles import slide_tiles, tile_grid
@@ -60,8 +59,7 @@ def tile_one_slide(path, out_dir, tile_size=600, min_tissue=0.3, level=0, stride
             name = f"{slide_id}_x{x}_y{y}_l{level}.png"
             target = os.path.join(slide_dir, name)
             if not os.path.exists(target):
-                encoded = cv2.imencode(".png", tile[..., ::-1])[1]
-                write_bytes_atomic(target, encoded.tobytes())
+                write_image(target, tile)
             rows.append({"slide_id": slide_id, "x": x, "y": y, "level": level, "size": tile_size,
                          "tissue_fraction": round(fraction, 6), "path": os.path.join(slide_id, name)})  # fmt: skip
     write_csv(os.path.join(slide_dir, DONE_FILE), rows, TILE_COLUMNS)

@@ -134,11 +134,6 @@ def overlay_heatmap(image, heatmap, alpha=0.4):
 
 def save_overlay(image, heatmap, path, alpha=0.4):
     """Writes `overlay_heatmap(image, heatmap)` as a PNG, atomically."""
-    import cv2
+    from medzoo.io import write_image
 
-    from medzoo.io.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(tmp, overlay_heatmap(image, heatmap, alpha)[..., ::-1]):
-            raise OSError(f"{path}: could not write the PNG.")
-    return path
+    return write_image(path, overlay_heatmap(image, heatmap, alpha))

@@ -7,8 +7,11 @@ import os
 from medzoo.errors import InputError
 
 
-def read_csv_rows(path, required=(), what="CSV file"):
+def read_csv_rows(path, required=(), what="CSV file", columns=()):
     """Reads a CSV file with a header into a list of dicts, checking `required` columns.
+
+    `required` columns must be present with a value on every line; `columns`
+    must be present but may be empty.
 
     Raises:
         InputError: missing file, undecodable text, malformed CSV, no rows, or
@@ -31,14 +34,14 @@ def read_csv_rows(path, required=(), what="CSV file"):
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             rows = list(reader)
-            columns = reader.fieldnames or []
+            header = reader.fieldnames or []
     except (UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{path}: not a readable {what} ({type(error).__name__}: {error}).") from error
     if not rows:
         raise InputError(f"{path}: the {what} has no rows under its header.")
-    for column in required:
-        if column not in columns:
-            raise InputError(f"{path}: the {what} has no column {column!r} (columns: {', '.join(columns)}).")
+    for column in (*required, *columns):
+        if column not in header:
+            raise InputError(f"{path}: the {what} has no column {column!r} (columns: {', '.join(header)}).")
     for number, row in enumerate(rows, start=2):
         missing = [column for column in required if row.get(column) in (None, "")]
         if missing:

@@ -81,17 +81,20 @@ class EchoPipeline:
 
 def locate(runner, frames, cone):
     """A localizer runner on frames sharing one cone -> (boxes (N, 4) in frame pixels, objectness (N,))."""
-    from medzoo.data.echo_inputs import localizer_input
+    from medzoo.data.echo_cone import crop_cone
 
     size = runner.input_shape[0]
-    inputs, letterboxes = zip(*(localizer_input(frame, cone, size) for frame in frames))
-    outputs = np.asarray(runner(np.stack(inputs)), np.float32)
+    inputs, letterboxes = zip(*(crop_cone(frame, cone, size) for frame in frames))
+    outputs = np.asarray(runner(np.stack(inputs).astype(np.float32)), np.float32)
     boxes = np.concatenate([box.to_frame(out[:4] * size) for box, out in zip(letterboxes, outputs)])
     return boxes, outputs[:, 4]
 
 
 def evaluate_localizer(localizer, rows, score_threshold=0.5, num_threads=None):
-    """Localization metrics (frame pixels) of a localizer (any format) on box-CSV rows, each image's own cone."""
+    """Localization metrics (frame pixels) of a localizer on box-CSV rows, each image's own cone.
+
+    `localizer` is a Keras model, a runner, or a .keras, .tflite or .onnx file.
+    """
     from medzoo.data.echo_cone import find_cone
     from medzoo.data.echo_inputs import read_echo
     from medzoo.evaluate.detection import localization_metrics
@@ -124,6 +127,7 @@ def train_localizer(box_csv, run_dir, augment=("rotation",), split=(0.8, 0.1, 0.
     from medzoo.data.box_augment import augment_box_set
     from medzoo.data.boxes import read_box_csv, write_box_csv
     from medzoo.data.splits import split_by_id
+    from medzoo.export.runners import load_runner
     from medzoo.io import write_bytes_atomic
     from medzoo.runs import RunFolder
     from medzoo.train.localizer import fit_localizer
@@ -141,9 +145,10 @@ def train_localizer(box_csv, run_dir, augment=("rotation",), split=(0.8, 0.1, 0.
         train = read_box_csv(augment_box_set(run.file("split", "train.csv"), run.file("augmented"), augment))
     result = fit_localizer(train, chosen["val"], run.path, verbose=verbose, **settings)
     metrics = {"augment": list(augment or ()), "split": list(split), "train_images": len(train)}
+    runner = load_runner(result["model_path"])  # loaded once for both splits
     for name in ("val", "test"):
         if chosen[name]:
-            metrics[name] = evaluate_localizer(result["model_path"], chosen[name])
+            metrics[name] = evaluate_localizer(runner, chosen[name])
     write_bytes_atomic(run.file("localization.json"), json.dumps(metrics, indent=2))
     return {**metrics, "run_dir": run.path}
 
@@ -183,16 +188,18 @@ def run_echo(sources, localizer, classifier, out_dir, truth=None, margin=0.1, sc
     """
     from tqdm import tqdm
 
+    from medzoo.data.boxes import read_box_csv
     from medzoo.data.echo_cone import find_cone
     from medzoo.data.echo_inputs import read_echo
     from medzoo.io import write_bytes_atomic, write_csv
     from medzoo.pipelines.predict import list_inputs
 
+    expected = {os.path.abspath(row["path"]): row for row in read_box_csv(truth)} if truth is not None else {}
     pipeline = EchoPipeline(localizer, classifier, margin, score_threshold, num_threads)
     paths = list_inputs(sources, ECHO_SUFFIXES)
     overlays = os.path.join(out_dir, "overlays")
     os.makedirs(overlays, exist_ok=True)
-    rows, failed = [], {}
+    rows, failed, first_frames = [], {}, {}  # first frames of the sources `truth` lists, to crop true boxes
     for path in tqdm(paths, desc="echo", unit="file", disable=None if verbose else True):
         try:
             frames, indices = read_echo(path)
@@ -201,6 +208,8 @@ def run_echo(sources, localizer, classifier, out_dir, truth=None, margin=0.1, sc
         except (InputError, OSError) as error:
             failed[path] = " ".join(str(error).split())
             continue
+        if os.path.abspath(path) in expected:
+            first_frames[os.path.abspath(path)] = frames[0]
         best = int(np.argmax([result["objectness"] for result in results]))
         text = f"{results[best]['label']} {results[best]['confidence']:.2f}"
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -215,20 +224,21 @@ def run_echo(sources, localizer, classifier, out_dir, truth=None, margin=0.1, sc
     summary = {"sources": len(paths), "frames": len(rows), "failed": failed, "margin": margin,
                "score_threshold": score_threshold, "localizer": str(localizer), "classifier": str(classifier)}  # fmt: skip
     if truth is not None:
-        summary.update(score_against_truth(pipeline, rows, truth))
+        summary.update(score_against_truth(pipeline, rows, expected, first_frames, truth))
     write_bytes_atomic(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=2))
     if verbose:
         print(format_summary(summary))
     return summary
 
 
-def score_against_truth(pipeline, rows, truth):
-    """Localization metrics and both accuracies for the first frame of each source that `truth` lists."""
-    from medzoo.data.boxes import read_box_csv
-    from medzoo.data.echo_inputs import read_echo
+def score_against_truth(pipeline, rows, expected, first_frames, truth):
+    """Localization metrics and both accuracies for the first frame of each source the box CSV `truth` lists.
+
+    `expected` maps absolute paths to `truth`'s rows, `first_frames` those
+    sources' first frames (already read by `run_echo`).
+    """
     from medzoo.evaluate.detection import localization_metrics
 
-    expected = {os.path.abspath(row["path"]): row for row in read_box_csv(truth)}
     scored = [row for row in rows if row["frame"] == 0 and os.path.abspath(row["path"]) in expected]
     if not scored:
         raise InputError(f"{truth}: none of its images is among the sources.")
@@ -238,7 +248,7 @@ def score_against_truth(pipeline, rows, truth):
                                    [row["objectness"] for row in scored], score_threshold=pipeline.score_threshold)  # fmt: skip
     with_box = [row for row in true_rows if row["box"] is not None]
     truth_labels = [row["label"] for row in with_box]
-    frames = [read_echo(row["path"])[0][0] for row in with_box]
+    frames = [first_frames[os.path.abspath(row["path"])] for row in with_box]
     ground_truth_labels, _, _ = pipeline.classify(frames, [row["box"] for row in with_box])
     by_path = {os.path.abspath(row["path"]): row["label"] for row in scored}
     end_to_end = [by_path[os.path.abspath(row["path"])] for row in with_box]

@@ -63,8 +63,8 @@ def fit_localizer(train_rows, val_rows, run_dir, verbose=1, **settings):
     run.write_recipe(recipe)
     run.write_labels(["x1", "y1", "x2", "y2", "objectness"])  # the output units, as an export sidecar names them
     keras.utils.set_random_seed(config["seed"])
-    x_train, y_train, _ = localizer_set(train_rows, size)
-    validation = localizer_set(val_rows, size)[:2] if val_rows else None
+    x_train, y_train = localizer_set(train_rows, size)
+    validation = localizer_set(val_rows, size) if val_rows else None
     model = build_box_localizer(backbone=config["backbone"], input_shape=(size, size, 3), weights=config["weights"],
                                 freeze_backbone=config["freeze_backbone"])  # fmt: skip
     finished = run.checkpoint("localizer.finished.weights.h5")
