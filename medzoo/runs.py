@@ -7,7 +7,7 @@
       model.keras         the trained model
       history.csv         per-epoch metrics, every phase and resumed attempt
       training.png        the training curves
-      checkpoints/        best.keras, last.keras, <phase>.finished.weights.h5, swa-<phase>.npz
+      checkpoints/        best.keras, <phase>.finished.weights.h5, swa-<phase>.npz (the latest epoch: backup/)
       backup/<phase>/     BackupAndRestore state: a killed run resumes from here
       export_samples.npz  real inputs: x and y (held out), calibration (training)
       evaluation/         metrics.json, report and plots (`medzoo evaluate`)

@@ -58,7 +58,7 @@ def test_fit_writes_a_complete_run_folder_and_evaluates(image_folder, tmp_path, 
     written = set(os.listdir(run))
     assert {"run_config.json", "history.csv", "model.keras", "labels.json", "export_samples.npz",
             "training.png", "checkpoints"} <= written
-    assert {"best.keras", "last.keras"} <= set(os.listdir(run / "checkpoints"))
+    assert "best.keras" in os.listdir(run / "checkpoints")
     import keras
 
     assert keras.mixed_precision.global_policy().name == "float32"  # fit restores the policy

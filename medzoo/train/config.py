@@ -33,6 +33,7 @@ DEFAULTS = {
     "reduce_lr_patience": 3,        # None: off
     "swa_start_epoch": None,        # None: off
     "fine_tune": None,          # {"epochs", "trainable_layers", "learning_rate"}: phase 2
+    "initial_weights": None,    # a .weights.h5 of this same model to start from (retraining); None: the builder's
     "mixed_precision": "auto",  # auto (bfloat16 on a GPU that has it), bfloat16, float16, float32
     "distribute": "auto",       # auto, none, mirrored, multi_worker
     "tensorboard": False,
@@ -149,6 +150,8 @@ def validate_config(config):
     for key in ("data.train", "data.val", "data.test"):
         if _lookup(config, key) is not None and not isinstance(_lookup(config, key), str):
             fail(key, "a path (folder, CSV manifest or video cache)")
+    if config["initial_weights"] is not None and not str(config["initial_weights"]).endswith(".weights.h5"):
+        fail("initial_weights", "null or the path of a .weights.h5 file")
     number("data.val_fraction", 0.0, strict=False)
     if config["data"]["val_fraction"] >= 1:
         fail("data.val_fraction", "a fraction in [0, 1)")

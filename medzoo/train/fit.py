@@ -134,7 +134,7 @@ def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1
         verbose: int. Keras progress bars. Defaults to 1.
 
     Returns:
-        dict with history (per-epoch lists), model_path and run_dir.
+        dict with history (per-epoch lists), model_path, run_dir and model (the trained keras.Model).
     """
     import keras
 
@@ -177,6 +177,8 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
     strategy = choose_strategy(config["distribute"])
     with strategy.scope():
         model = create_model(config["model"], **config["model_kwargs"])
+        if config["initial_weights"]:
+            _load_initial_weights(model, config["initial_weights"])
     check_model_policy(model, keras.mixed_precision.global_policy().name)
     input_shape = tuple(model.inputs[0].shape[1:])
     recipe = make_recipe(input_shape, window=config["data"]["window"], frame_step=config["data"]["frame_step"])
@@ -250,7 +252,6 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
         phase_callbacks += [
             keras.callbacks.BackupAndRestore(backup, save_freq="epoch"),
             keras.callbacks.ModelCheckpoint(run.checkpoint("best.keras"), monitor=monitor, save_best_only=True),
-            keras.callbacks.ModelCheckpoint(run.checkpoint("last.keras")),
             keras.callbacks.CSVLogger(run.file(run.HISTORY), append=True),
         ]
         if config["tensorboard"]:
@@ -288,7 +289,16 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
     write_export_samples(run, decode(train_data), decode(val_data) if val_data is not None else None,
                          key, EXPORT_SAMPLES[kind])  # fmt: skip
     plot_history(history, run.file(run.CURVES))
-    return {"history": history, "model_path": model_path, "run_dir": run.path}
+    return {"history": history, "model_path": model_path, "run_dir": run.path, "model": model}
+
+
+def _load_initial_weights(model, path):
+    from medzoo.errors import InputError
+
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: initial_weights do not fit model {model.name!r} ({error}).") from error
 
 
 def resume_epoch(backup_dir):

@@ -1,0 +1,82 @@
+"""The model behind the service: label, confidence and Grad-CAM for one decoded image.
+
+A Keras model (run folder or .keras) gives a Grad-CAM map per backbone (the
+dual-backbone model: both) and their mean; a LiteRT or ONNX artifact gives
+label and confidence only, and the result shows the image as the model saw it
+(Grad-CAM needs the Keras graph's gradients). Model calls are serialised by a
+lock: Grad-CAM swaps a backbone's call for the duration of one explanation.
+
+Example:
+    >>> model = ServiceModel("runs/stroke")                                   # doctest: +SKIP
+    >>> result = model.analyse(image)                                         # doctest: +SKIP
+    >>> result["label"], round(result["confidence"], 2), sorted(result["overlays"])  # doctest: +SKIP
+    ('ischemic', 0.92, ['combined', 'mobilenet_v2', 'resnet50'])
+"""
+
+import hashlib
+import os
+import threading
+
+from medzoo.errors import InputError
+
+
+def model_version(source):
+    """`<name>@<first 12 hex digits of the model file's SHA-256>`: names exactly the weights that answered."""
+    from medzoo.runs import find_model_file
+
+    path = source if str(source).lower().endswith((".tflite", ".onnx")) else find_model_file(source)
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    name = os.path.basename(os.path.normpath(source if os.path.isdir(source) else path))
+    return f"{name}@{digest.hexdigest()[:12]}"
+
+
+class ServiceModel:
+    """A medzoo image model of any format, ready to answer uploads."""
+
+    def __init__(self, source, num_threads=None):
+        from medzoo.export.runners import KerasRunner
+        from medzoo.pipelines.predict import Predictor
+
+        source = os.path.realpath(str(source))  # a `current` link is followed once, at start-up
+        self.predictor = Predictor(source, num_threads)
+        if self.predictor.recipe["kind"] != "image":
+            raise InputError(f"{source}: takes {self.predictor.recipe['kind']}s; the service serves image models.")
+        self.source, self.version = source, model_version(source)
+        self.keras_model = self.predictor.runner.model if isinstance(self.predictor.runner, KerasRunner) else None
+        self.input_size = self.predictor.recipe["input_shape"][0]
+        self.window = self.predictor.recipe.get("window")
+        self._lock = threading.Lock()
+
+    @property
+    def labels(self):
+        count = len(self.predictor.labels or []) or 2
+        return [self.predictor.label(index) for index in range(count)]
+
+    @property
+    def explains(self):
+        return self.keras_model is not None
+
+    def analyse(self, image):
+        """(H, W, 3) float32 0..255 input -> label, confidence, probabilities {class: p}, overlays {name: uint8 RGB}."""
+        from medzoo.explain.grad_cam import grad_cam, overlay_heatmap
+
+        with self._lock:
+            chosen, confidence, probabilities = self.predictor.decide(self.predictor.runner(image[None]))
+            overlays = {}
+            if self.explains:
+                maps = grad_cam(self.keras_model, image, class_index=_explained_class(self.keras_model, chosen[0]))
+                overlays = {name: overlay_heatmap(image, heatmap) for name, heatmap in maps["maps"].items()}
+                if len(maps["maps"]) > 1:
+                    overlays["combined"] = overlay_heatmap(image, maps["combined"])
+        index = int(chosen[0])
+        return {"label": self.predictor.label(index), "confidence": float(confidence[0]),
+                "probabilities": {self.predictor.label(k): float(p) for k, p in enumerate(probabilities[0])},
+                "overlays": overlays}  # fmt: skip
+
+
+def _explained_class(model, index):
+    """One sigmoid unit explains its single score (Grad-CAM's class 0); softmax explains the chosen class."""
+    return 0 if model.outputs[0].shape[-1] == 1 else int(index)
