@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/accuracy_vs_latency.py
 	$(BIN)/python benchmarks/slide_memory.py
 	$(BIN)/python benchmarks/echo.py
+	$(BIN)/python benchmarks/serve_load.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

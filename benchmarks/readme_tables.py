@@ -5,7 +5,7 @@
 
 A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
 `<!-- end table -->` (indented like its list item); the file's name (pipeline-, latency-, slide_memory-,
-accuracy_vs_latency-, video_demo-, train_throughput-, echo-) picks the renderer. After a benchmark writes a new CSV,
+accuracy_vs_latency-, video_demo-, train_throughput-, echo-, serve_load-) picks the renderer. After a benchmark writes a new CSV,
 point the marker at it and run this script.
 """
 
@@ -193,7 +193,16 @@ def echo_table(results):
     return "\n".join([localizer, grid, baseline, end_to_end])
 
 
-RENDERERS = {"echo": echo_table, "pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
+def serve_load_table(rows):
+    """The service under load: clients, uploads, errors, throughput, latency percentiles, server memory."""
+    body = [[row["model"], row["clients"], f"{float(row['seconds']):.0f} s", row["requests"], row["errors"],
+             f"{float(row['throughput_per_s']):.2f}", f"{float(row['p50_ms']) / 1000:.1f} s",
+             f"{float(row['p99_ms']) / 1000:.1f} s",
+             f"{float(row['rss_before_mb']):.0f} -> {float(row['rss_after_mb']):.0f} MiB"] for row in rows]  # fmt: skip
+    return table(["model", "clients", "for", "uploads", "errors", "uploads/s", "p50", "p99", "server memory"], body)
+
+
+RENDERERS = {"serve_load": serve_load_table, "echo": echo_table, "pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
              "accuracy_vs_latency": accuracy_table}  # fmt: skip
 
 

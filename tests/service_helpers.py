@@ -1,21 +1,13 @@
-"""Real parts for the service tests: a private PostgreSQL server, a `medzoo serve` process, form tokens."""
+"""Real parts for the service tests: a private PostgreSQL server, form tokens (the server process: medzoo.bench)."""
 
 import glob
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from medzoo.bench.serve_load import free_port
 
 
 def postgres_bin():
@@ -57,46 +49,6 @@ class PostgresServer:
             self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
-
-
-class ServeProcess:
-    """`medzoo serve` in a child process on a free port; `stop(kill=True)` is SIGKILL."""
-
-    def __init__(self, model, data_dir, *options):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = os.path.join(data_dir + "-logs", f"serve-{self.port}.log")
-        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
-        self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "medzoo.cli", "serve", "--model", model, "--data-dir", data_dir,
-             "--port", str(self.port), *options], stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
-
-    def wait_ready(self, timeout=180):
-        import httpx
-
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"medzoo serve exited: {self.output()}")
-            try:
-                httpx.get(self.url + "/login", timeout=2)
-                return self
-            except httpx.TransportError:
-                time.sleep(0.5)
-        raise RuntimeError(f"medzoo serve did not start in {timeout} s: {self.output()}")
-
-    def output(self):
-        if not self.log.closed:
-            self.log.flush()
-        with open(self.log_path) as handle:
-            return handle.read()
-
-    def stop(self, kill=False):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            self.process.wait(30)
-        self.log.close()
 
 
 def form_token(html):

@@ -81,3 +81,23 @@ def test_cli_lists_models_and_backbones(capsys):
 def test_cli_unknown_model_is_a_message_not_a_traceback(capsys):
     assert main(["info", "mobilenet"]) == 2
     assert "Unknown model 'mobilenet'" in capsys.readouterr().err
+
+
+def test_the_service_serves_the_demo_run_as_the_readme_says(demo, tmp_path):
+    """README: `make demo` then `medzoo serve --model demo_output`: a held-out tile of the real slide gets a label."""
+    import cv2
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from medzoo.serve.app import Settings, create_app
+
+    out, _ = demo
+    client = TestClient(create_app(Settings(model=str(out), data_dir=str(tmp_path / "data"))), base_url="https://testserver")
+    client.app.state.service.register("ana", "long enough")
+    token = client.post("/api/token", json={"username": "ana", "password": "long enough"}).json()["token"]
+    tile = np.load(out / "export_samples.npz")["x"][0]  # a held-out 128 px tile, RGB 0..255
+    png = cv2.imencode(".png", np.uint8(tile)[..., ::-1])[1].tobytes()
+    result = client.post("/api/predictions", files={"file": ("tile.png", png)}, headers={"Authorization": f"Bearer {token}"})
+    assert result.status_code == 201, result.text
+    assert result.json()["label"] in json.loads((out / "labels.json").read_text())
+    assert [url.rsplit("/", 1)[1] for url in result.json()["images"]] == ["input.png", "gradcam_mobilenet_v3_small.png"]

@@ -14,7 +14,8 @@ import pytest
 from medzoo.cli import main
 from medzoo.data.samples import sample_dicom_path
 from medzoo.errors import InputError
-from service_helpers import PostgresServer, ServeProcess, form_token, postgres_bin
+from medzoo.bench.serve_load import ServiceProcess
+from service_helpers import PostgresServer, form_token, postgres_bin
 
 pytestmark = pytest.mark.xdist_group("serve")  # one worker: the fixtures below are built once
 
@@ -25,20 +26,11 @@ PASSWORD = "correct horse"
 @pytest.fixture(scope="module")
 def dual_run(tmp_path_factory):
     """A dual-backbone run folder (S2's model at 64 px) whose BatchNorm statistics come from real images."""
-    from medzoo import build_dual_backbone
-    from medzoo.data.recipe import make_recipe
-    from medzoo.runs import RunFolder
-    from medzoo.train.batchnorm import recompute_batchnorm_statistics
-    from medzoo.data.samples import sample_photos
+    from medzoo.bench.serve_load import untrained_run
 
-    run = RunFolder(tmp_path_factory.mktemp("dual_run")).create()
-    model = build_dual_backbone(backbones=("mobilenet_v2", "mobilenet_v3_small"), input_shape=(64, 64, 3),
-                                fusion_units=16, head_units=(16,), dropout=0.0)  # fmt: skip
-    recompute_batchnorm_statistics(model, [sample_photos(64, 8)])
-    run.save_model(model)
-    run.write_recipe(make_recipe((64, 64, 3)))
-    run.write_labels(LABELS)
-    return run.path
+    return untrained_run(str(tmp_path_factory.mktemp("dual_run")), "dual_backbone", LABELS, input_shape=(64, 64, 3),
+                         backbones=("mobilenet_v2", "mobilenet_v3_small"), fusion_units=16, head_units=(16,),
+                         dropout=0.0)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -374,7 +366,7 @@ def test_server_killed_mid_prediction_leaves_no_half_record(dual_run, tmp_path, 
 
     data_dir = str(tmp_path / "data")
     create_account(data_dir, "ana")
-    server = ServeProcess(dual_run, data_dir).wait_ready()
+    server = ServiceProcess(dual_run, data_dir).wait_ready()
     second = png_bytes(photos[1])
     stored = os.path.join(data_dir, "uploads", hashlib.sha256(second).hexdigest() + ".png")
 
@@ -398,7 +390,7 @@ def test_server_killed_mid_prediction_leaves_no_half_record(dual_run, tmp_path, 
     finally:
         server.stop(kill=True)
     assert os.path.isfile(stored) and "Traceback" not in server.output()
-    restarted = ServeProcess(dual_run, data_dir).wait_ready()
+    restarted = ServiceProcess(dual_run, data_dir).wait_ready()
     try:
         recorded = Database("sqlite:///" + data_dir + "/medzoo.db").prediction_ids()
         assert recorded == {first.json()["id"]}  # the killed prediction left no row
@@ -524,7 +516,7 @@ def live_server(dual_run, tmp_path_factory):
     """`medzoo serve` in its own process, with an account "load"."""
     data_dir = str(tmp_path_factory.mktemp("live") / "data")
     create_account(data_dir, "load")
-    server = ServeProcess(dual_run, data_dir).wait_ready()
+    server = ServiceProcess(dual_run, data_dir).wait_ready()
     yield server
     server.stop()
     assert "Traceback" not in server.output()

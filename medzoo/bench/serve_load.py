@@ -1,20 +1,94 @@
-"""A bounded load test of a running `medzoo serve`: N clients uploading for S seconds.
+"""A bounded load test of `medzoo serve`: N clients uploading for S seconds, the server in its own process.
 
 Each client logs in through the API once, then uploads the given files in
 turn as fast as answers come back. Reports requests, errors, throughput,
 p50/p99 latency and the server's resident memory before and after.
 
 Example:
-    >>> result = run_load("http://127.0.0.1:8000", server_pid, [("scan.png", data)],
-    ...                   ("load", "password"), clients=20, seconds=60)   # doctest: +SKIP
-    >>> sorted(result)[:3]                                                  # doctest: +SKIP
-    ['clients', 'errors', 'p50_ms']
+    >>> server = ServiceProcess("runs/stroke", "serve_data").wait_ready()       # doctest: +SKIP
+    >>> result = run_load(server.url, server.process.pid, [("scan.png", data)],
+    ...                   ("load", "password"), clients=20, seconds=60)         # doctest: +SKIP
+    >>> sorted(result)[:3]                                                        # doctest: +SKIP
+    ['clients', 'error_kinds', 'errors']
 """
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 
 import numpy as np
+
+
+def untrained_run(out_dir, model_name, labels, **model_kwargs):
+    """A run folder of an untrained registered model whose BatchNorm statistics come from real photographs.
+
+    Its answers mean nothing; its cost is the real model's (what a load test measures).
+    """
+    from medzoo.data.recipe import make_recipe
+    from medzoo.data.samples import sample_photos
+    from medzoo.models import create_model
+    from medzoo.runs import RunFolder
+    from medzoo.train.batchnorm import recompute_batchnorm_statistics
+
+    run = RunFolder(out_dir).create()
+    model = create_model(model_name, **model_kwargs)
+    shape = tuple(model.inputs[0].shape[1:])
+    recompute_batchnorm_statistics(model, [sample_photos(shape[0], 8)])
+    run.save_model(model)
+    run.write_recipe(make_recipe(shape))
+    run.write_labels(labels)
+    return run.path
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ServiceProcess:
+    """`medzoo serve` in a child process on a free port, its output in `<data_dir>-logs/`; `stop(kill=True)` is SIGKILL."""
+
+    def __init__(self, model, data_dir, *options):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = os.path.join(str(data_dir) + "-logs", f"serve-{self.port}.log")
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "medzoo.cli", "serve", "--model", str(model), "--data-dir", str(data_dir),
+             "--port", str(self.port), *options], stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def wait_ready(self, timeout=180):
+        import httpx
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"medzoo serve exited: {self.output()}")
+            try:
+                httpx.get(self.url + "/login", timeout=2)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.5)
+        raise RuntimeError(f"medzoo serve did not start in {timeout} s: {self.output()}")
+
+    def output(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path) as handle:
+            return handle.read()
+
+    def stop(self, kill=False):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self.process.wait(30)
+        self.log.close()
 
 
 def resident_mb(pid):

@@ -37,6 +37,7 @@ class ServiceModel:
     """A medzoo image model of any format, ready to answer uploads."""
 
     def __init__(self, source, num_threads=None):
+        from medzoo.explain.grad_cam import GradCam
         from medzoo.export.runners import KerasRunner
         from medzoo.pipelines.predict import Predictor
 
@@ -46,6 +47,7 @@ class ServiceModel:
             raise InputError(f"{source}: takes {self.predictor.recipe['kind']}s; the service serves image models.")
         self.source, self.version = source, model_version(source)
         self.keras_model = self.predictor.runner.model if isinstance(self.predictor.runner, KerasRunner) else None
+        self._explain = GradCam(self.keras_model) if self.keras_model is not None else None
         self.input_size = self.predictor.recipe["input_shape"][0]
         self.window = self.predictor.recipe.get("window")
         self._lock = threading.Lock()
@@ -61,13 +63,13 @@ class ServiceModel:
 
     def analyse(self, image):
         """(H, W, 3) float32 0..255 input -> label, confidence, probabilities {class: p}, overlays {name: uint8 RGB}."""
-        from medzoo.explain.grad_cam import grad_cam, overlay_heatmap
+        from medzoo.explain.grad_cam import overlay_heatmap
 
         with self._lock:
             chosen, confidence, probabilities = self.predictor.decide(self.predictor.runner(image[None]))
             overlays = {}
             if self.explains:
-                maps = grad_cam(self.keras_model, image, class_index=_explained_class(self.keras_model, chosen[0]))
+                maps = self._explain(image, class_index=_explained_class(self.keras_model, chosen[0]))
                 overlays = {name: overlay_heatmap(image, heatmap) for name, heatmap in maps["maps"].items()}
                 if len(maps["maps"]) > 1:
                     overlays["combined"] = overlay_heatmap(image, maps["combined"])
