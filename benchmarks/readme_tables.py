@@ -198,8 +198,11 @@ def serve_load_table(rows):
     body = [[row["model"], row["clients"], f"{float(row['seconds']):.0f} s", row["requests"], row["errors"],
              f"{float(row['throughput_per_s']):.2f}", f"{float(row['p50_ms']) / 1000:.1f} s",
              f"{float(row['p99_ms']) / 1000:.1f} s",
-             f"{float(row['rss_before_mb']):.0f} -> {float(row['rss_after_mb']):.0f} MiB"] for row in rows]  # fmt: skip
-    return table(["model", "clients", "for", "uploads", "errors", "uploads/s", "p50", "p99", "server memory"], body)
+             f"{float(row['rss_before_mb']):.0f} -> {float(row['rss_after_mb']):.0f} MiB",
+             f"{float(row['gradcam_compiled_s']):.2f} s / {float(row['gradcam_eager_s']):.2f} s"
+             if row.get("gradcam_eager_s") else "-"] for row in rows]  # fmt: skip
+    return table(["model", "clients", "for", "uploads", "errors", "uploads/s", "p50", "p99", "server memory",
+                  "one Grad-CAM compiled / eager"], body)  # fmt: skip
 
 
 RENDERERS = {"serve_load": serve_load_table, "echo": echo_table, "pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,

@@ -321,13 +321,12 @@ def _serve(args):
 def _serve_user(args):
     import getpass
 
-    from medzoo.serve.database import Database
+    from medzoo.serve.database import Database, default_url
     from medzoo.serve.security import check_new_account, hash_password
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass(f"password for {args.username}: ")
     check_new_account(args.username, password)
-    user = Database(args.db or "sqlite:///" + os.path.join(os.path.abspath(args.data_dir), "medzoo.db")).create_user(
-        args.username, hash_password(password), args.role)
+    user = Database(args.db or default_url(args.data_dir)).create_user(args.username, hash_password(password), args.role)
     print(f"created {user.role} {user.username!r}")
     return 0
 

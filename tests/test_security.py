@@ -250,6 +250,16 @@ def bad_command_lines(root):
                            ["echo-localizer", f"{r}/junk.csv", "--out", f"{r}/l", "--size", "64"]],
         "echo-crops": [["echo-crops", missing, "--out", f"{r}/c"], ["echo-crops", f"{r}/binary.csv", "--out", f"{r}/c"]],
         "echo-baseline": [["echo-baseline", f"{r}/junk.csv"], ["echo-baseline", f"{r}/empty.csv"]],
+        "serve": [["serve", "--model", missing, "--data-dir", f"{r}/sd"],
+                  ["serve", "--model", f"{r}/junk.keras", "--data-dir", f"{r}/sd"],
+                  ["serve", "--model", f"{r}/run", "--data-dir", f"{r}/sd", "--db", "nosuchdb://user:secret@host/db"],
+                  ["serve", "--model", f"{r}/run", "--data-dir", f"{r}/sd", "--db", f"sqlite:///{missing}/x/medzoo.db"]],
+        "serve-user": [["serve-user", "a b", "--data-dir", f"{r}/sd", "--password-stdin"],
+                       ["serve-user", "rita", "--data-dir", f"{r}/sd", "--password-stdin"]],
+        "retrain": [["retrain", missing, "--feedback", f"{r}/junk.csv", "--replay", missing, "--held-out", missing,
+                     "--out", f"{r}/rt"],
+                    ["retrain", f"{r}/run", "--feedback", f"{r}/junk.csv", "--replay", missing, "--held-out", missing,
+                     "--out", f"{r}/rt"]],
     }  # fmt: skip
 
 

@@ -69,6 +69,8 @@ def register_and_log_in(client, username, role="clinician"):
     response = client.post("/login", data={"csrf_token": form_token(page.text), "username": username,
                                            "password": PASSWORD}, follow_redirects=False)  # fmt: skip
     assert response.status_code == 303 and response.headers["location"] == "/upload"
+    cookie = response.headers["set-cookie"]
+    assert all(flag in cookie for flag in ("medzoo_session=", "HttpOnly", "Secure", "SameSite=lax")), cookie
     return form_token(client.get("/upload").text)
 
 
@@ -92,14 +94,17 @@ def nifti_path():
 
 # --- uploads -------------------------------------------------------------------------------------------
 def test_upload_kind_comes_from_the_content_and_storage_from_the_hash(tmp_path, photos):
+    import cv2
+
     from medzoo.serve.uploads import decode_upload, sniff_kind, store_upload
 
     dicom = open(sample_dicom_path("CT_small.dcm"), "rb").read()
     nifti = open(nifti_path(), "rb").read()
     import gzip
 
-    assert [sniff_kind(data) for data in (png_bytes(photos[0]), dicom, nifti, gzip.compress(nifti))] == \
-        ["png", "dicom", "nifti", "nifti_gz"]  # fmt: skip
+    jpeg = cv2.imencode(".jpg", photos[0])[1].tobytes()
+    assert [sniff_kind(data) for data in (png_bytes(photos[0]), jpeg, dicom, nifti, gzip.compress(nifti))] == \
+        ["png", "jpeg", "dicom", "nifti", "nifti_gz"]  # fmt: skip
     with pytest.raises(InputError, match="not a PNG, JPEG, DICOM or NIfTI file"):
         sniff_kind(b"<html>not an image</html>")
     with pytest.raises(InputError, match="limit is 100 bytes"):
@@ -170,6 +175,8 @@ def test_confidence_gate_review_queue_and_corrections_never_overwrite(dual_model
     assert flagged["input_sha256"] == passed["input_sha256"]  # same bytes, same hash
     register_and_log_in(gated, "rita", role="reviewer")
     rita = api_token(gated, "rita")
+    schema = gated.get("/api/openapi.json", headers=rita).json()  # the API documents itself (behind log-in)
+    assert {"/api/token", "/api/predictions", "/api/review"} <= set(schema["paths"])
     queue = gated.get("/api/review", headers=rita).json()
     assert [item["id"] for item in queue] == [flagged["id"]]
     assert gated.get("/api/review", headers=ana).status_code == 403  # clinicians do not review
@@ -350,11 +357,10 @@ def test_dicom_header_personal_data_stays_out_of_logs(dual_model, tmp_path, capl
 
 # --- crash safety, a real server, PostgreSQL -----------------------------------------------------------------
 def create_account(data_dir, username, role="clinician"):
-    from medzoo.serve.database import Database
+    from medzoo.serve.database import Database, default_url
     from medzoo.serve.security import hash_password
 
-    os.makedirs(data_dir, exist_ok=True)
-    Database("sqlite:///" + os.path.join(data_dir, "medzoo.db")).create_user(username, hash_password(PASSWORD), role)
+    Database(default_url(data_dir)).create_user(username, hash_password(PASSWORD), role)
 
 
 def test_server_killed_mid_prediction_leaves_no_half_record(dual_run, tmp_path, photos):
@@ -362,7 +368,7 @@ def test_server_killed_mid_prediction_leaves_no_half_record(dual_run, tmp_path, 
 
     import httpx
 
-    from medzoo.serve.database import Database
+    from medzoo.serve.database import Database, default_url
 
     data_dir = str(tmp_path / "data")
     create_account(data_dir, "ana")
@@ -392,7 +398,7 @@ def test_server_killed_mid_prediction_leaves_no_half_record(dual_run, tmp_path, 
     assert os.path.isfile(stored) and "Traceback" not in server.output()
     restarted = ServiceProcess(dual_run, data_dir).wait_ready()
     try:
-        recorded = Database("sqlite:///" + data_dir + "/medzoo.db").prediction_ids()
+        recorded = Database(default_url(data_dir)).prediction_ids()
         assert recorded == {first.json()["id"]}  # the killed prediction left no row
         assert set(os.listdir(os.path.join(data_dir, "predictions"))) == recorded  # nor a case folder, nor staging
         assert {"input.png", "report.pdf", "report.html", "chart.png"} <= set(
@@ -467,6 +473,7 @@ def retrain_setup(tmp_path_factory):
 
 def test_retraining_on_reviewed_cases_learns_them_and_the_gate_guards_the_old_task(retrain_setup, tmp_path, capsys):
     from medzoo.io import write_csv
+    from medzoo.serve.database import default_url
     from medzoo.serve.analysis import ServiceModel
 
     setup, root = retrain_setup, retrain_setup["root"]
@@ -480,7 +487,7 @@ def test_retraining_on_reviewed_cases_learns_them_and_the_gate_guards_the_old_ta
         truth[created["id"]] = _label_of(setup["manifests"]["new_domain"], path)
     for prediction_id, label in truth.items():
         assert client.post(f"/api/predictions/{prediction_id}/reviews", json={"label": label}, headers=rita).status_code == 201
-    database = "sqlite:///" + str(tmp_path / "data" / "medzoo.db")
+    database = default_url(str(tmp_path / "data"))
     current = str(tmp_path / "current")
     os.symlink(setup["run"], current)
     status = main(["retrain", setup["run"], "--feedback", database, "--data-dir", str(tmp_path / "data"),
@@ -599,3 +606,15 @@ def test_a_clinician_in_a_real_browser(live_server, tmp_path, photos):
         page.goto(server.url + "/history")
         assert page.url.endswith("/login")  # the session is gone
         browser.close()
+
+
+def test_serve_user_creates_accounts_for_a_service_without_registration(dual_model, tmp_path, monkeypatch, capsys):
+    data_dir = str(tmp_path / "data")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["serve-user", "rita", "--role", "reviewer", "--data-dir", data_dir, "--password-stdin"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["serve-user", "bob", "--data-dir", data_dir, "--password-stdin"]) == 2
+    assert "password needs at least 8 characters" in capsys.readouterr().err
+    client = make_client(dual_model, data_dir, registration=False)
+    assert client.get("/register").status_code == 404 and "Register" not in client.get("/login").text.split("<main>")[1]
+    assert client.post("/api/token", json={"username": "rita", "password": PASSWORD}).status_code == 200

@@ -44,6 +44,23 @@ def untrained_run(out_dir, model_name, labels, **model_kwargs):
     return run.path
 
 
+def time_grad_cam(run_dir, runs=3):
+    """Seconds per Grad-CAM of the run's model, eager (`grad_cam`) and compiled (`GradCam`), and their largest difference."""
+    from medzoo.bench.latency import time_calls
+    from medzoo.data.samples import sample_photos
+    from medzoo.explain.grad_cam import GradCam, grad_cam
+    from medzoo.runs import RunFolder
+
+    model = RunFolder(run_dir).load_model()
+    image = sample_photos(model.inputs[0].shape[1], 1)[0]
+    compiled = GradCam(model)
+    eager_maps, compiled_maps = grad_cam(model, image, class_index=0), compiled(image, 0)  # also the warm-up
+    eager_s = time_calls(lambda: grad_cam(model, image, class_index=0), warmup=0, runs=runs)["p50_ms"] / 1000
+    compiled_s = time_calls(lambda: compiled(image, 0), warmup=0, runs=runs)["p50_ms"] / 1000
+    difference = max(float(np.abs(eager_maps["maps"][name] - compiled_maps["maps"][name]).max()) for name in eager_maps["maps"])
+    return {"gradcam_eager_s": float(eager_s), "gradcam_compiled_s": float(compiled_s), "gradcam_max_diff": difference}
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:

@@ -129,9 +129,8 @@ def grad_cam(model, x, class_index=None, layer=None):
 class GradCam:
     """`grad_cam` for one model, compiled once: each explanation after the first is one graph call.
 
-    The service explains every upload with it: 0.18 s against eager `grad_cam`'s
-    2.2 s for ResNet50 + MobileNetV2 at 224 on 2 CPU cores, maps equal to 3e-5.
-    The class to explain is given (the graph cannot branch on the prediction).
+    The service explains every upload with it (`benchmarks/serve_load.py` times
+    both). The class to explain is given (the graph cannot branch on the prediction).
 
     Example:
         >>> from medzoo import build_transfer_classifier

@@ -13,16 +13,29 @@ Example:
 
 import datetime
 import json
+import os
 import uuid
 
 from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from medzoo.errors import InputError
 
 ROLES = ("clinician", "reviewer")
+
+
+def default_url(data_dir):
+    """The SQLite database a service keeps in its data dir (the folder is created).
+
+    Example:
+        >>> import tempfile
+        >>> default_url(tempfile.mkdtemp()).endswith("/medzoo.db")
+        True
+    """
+    os.makedirs(data_dir, exist_ok=True)
+    return "sqlite:///" + os.path.join(os.path.abspath(data_dir), "medzoo.db")
 
 
 def utc_now():
@@ -93,10 +106,15 @@ class Database:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
             if url in ("sqlite://", "sqlite:///:memory:"):
                 options["poolclass"] = StaticPool  # one shared in-memory database
-        self.engine = create_engine(url, **options)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        try:
+            self.engine = create_engine(url, **options)
+            if url.startswith("sqlite"):
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            Base.metadata.create_all(self.engine)
+        except (ArgumentError, OperationalError, ImportError) as error:
+            shown = self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") else "the database URL"
+            reason = " ".join(str(getattr(error, "orig", None) or error).split())
+            raise InputError(f"{shown}: cannot use this database ({type(error).__name__}: {reason:.200}).") from None
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     # users and sessions

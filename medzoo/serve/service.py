@@ -20,7 +20,7 @@ import uuid
 
 from medzoo.errors import InputError
 from medzoo.serve import security
-from medzoo.serve.database import Database, utc_now
+from medzoo.serve.database import Database, default_url, utc_now
 
 LOG = logging.getLogger("medzoo.serve")
 IMAGE_NAME = re.compile(r"(input|chart|gradcam_[A-Za-z0-9_.-]+)\.png")
@@ -56,7 +56,7 @@ class Service:
 
         self.settings = settings
         os.makedirs(settings.data_dir, exist_ok=True)
-        self.db = Database(settings.db or "sqlite:///" + os.path.join(os.path.abspath(settings.data_dir), "medzoo.db"))
+        self.db = Database(settings.db or default_url(settings.data_dir))
         self.model = model or ServiceModel(settings.model)
         self.throttle = security.LoginThrottle(settings.max_login_failures, settings.login_window_s)
         self.remove_unrecorded_cases()
