@@ -87,7 +87,8 @@ KILLABLE_RUN = textwrap.dedent("""
             self.epoch = epoch
 
     config = json.loads({config!r})
-    fit(config, sys.argv[1], callbacks=[KillDuringEpoch()], verbose=0)
+    for run_dir in sys.argv[1:]:  # an uninterrupted run first (if two are named), then the one that may be killed
+        fit(config, run_dir, callbacks=[KillDuringEpoch()] if run_dir == sys.argv[-1] else [], verbose=0)
 """)
 
 
@@ -108,15 +109,15 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(backend, image_folder
                                     reduce_lr_patience=None))
     cache = tmp_path / "xla"
     env = {"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "MEDZOO_COMPILE_CACHE": str(cache)}
-    killed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=1, config=config), str(tmp_path / "a"), env=env)
+    # One process trains "b" uninterrupted, then "a" until the kill; a second process resumes "a".
+    killed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=1, config=config), str(tmp_path / "b"),
+                        str(tmp_path / "a"), env=env)  # fmt: skip
     assert killed.returncode == -9, killed.stderr[-2000:]
-    assert not (tmp_path / "a" / "model.keras").exists()
+    assert (tmp_path / "b" / "model.keras").exists() and not (tmp_path / "a" / "model.keras").exists()
     # JAX keeps the compiled train step on disk for the resume; TensorFlow has no such cache.
     assert (cache.is_dir() and any(cache.iterdir())) == (backend == "jax")
     resumed = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "a"), env=env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    whole = run_script(KILLABLE_RUN.format(repo=REPO, kill_epoch=-1, config=config), str(tmp_path / "b"), env=env)
-    assert whole.returncode == 0, whole.stderr[-2000:]
     history = (tmp_path / "a" / "history.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]  # epoch 1 redone once
     for after_resume, uninterrupted in zip(final_weights(tmp_path / "a"), final_weights(tmp_path / "b")):
@@ -126,31 +127,42 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(backend, image_folder
 DISTRIBUTED_RUN = textwrap.dedent("""
     import json, sys
     import tensorflow as tf
-    if sys.argv[2] == "mirrored":  # two logical CPUs stand in for two GPUs
+    if "mirrored" in sys.argv[2].split(","):  # two logical CPUs stand in for two GPUs
         cpus = tf.config.list_physical_devices("CPU")
         tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, {repo!r})
     from medzoo.train import fit
     config = json.loads({config!r})
-    config["distribute"] = sys.argv[2]
-    losses = fit(config, sys.argv[1], verbose=0)["history"]["loss"]
-    print("LOSSES", json.dumps(losses))
+    for distribute in sys.argv[2].split(","):
+        config["distribute"] = distribute
+        losses = fit(config, sys.argv[1] + "/" + distribute, verbose=0)["history"]["loss"]
+        print("LOSSES", distribute, json.dumps(losses))
 """)
 
 
 def losses_of(done):
+    """{distribute setting: per-epoch losses} printed by a run script."""
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.split("LOSSES", 1)[1])
+    return {line.split(" ", 2)[1]: json.loads(line.split(" ", 2)[2]) for line in done.stdout.splitlines()
+            if line.startswith("LOSSES")}  # fmt: skip
 
 
-def test_mirrored_training_matches_one_device(image_folder, tmp_path):
+def distributed_config(image_folder):
+    return json.dumps(tiny_config(image_folder, epochs=2, data={"train": str(image_folder), "val_fraction": 0}))
+
+
+@pytest.fixture(scope="module")
+def one_device_and_mirrored(image_folder, tmp_path_factory):
+    """Losses of one device and of MirroredStrategy on two logical CPUs, trained in one process."""
+    script = DISTRIBUTED_RUN.format(repo=REPO, config=distributed_config(image_folder))
+    return losses_of(run_script(script, str(tmp_path_factory.mktemp("distributed")), "none,mirrored"))
+
+
+@pytest.mark.xdist_group("distributed")  # one worker: the fixture trains once for both tests
+def test_mirrored_training_matches_one_device(one_device_and_mirrored):
     # A frozen backbone keeps BatchNorm in inference mode, so the replicas' gradients
     # average to exactly the one-device gradient of the same global batch.
-    config = json.dumps(tiny_config(image_folder, epochs=2, data={"train": str(image_folder), "val_fraction": 0}))
-    script = DISTRIBUTED_RUN.format(repo=REPO, config=config)
-    single = losses_of(run_script(script, str(tmp_path / "one"), "none"))
-    mirrored = losses_of(run_script(script, str(tmp_path / "mirrored"), "mirrored"))
-    np.testing.assert_allclose(mirrored, single, rtol=1e-3)
+    np.testing.assert_allclose(one_device_and_mirrored["mirrored"], one_device_and_mirrored["none"], rtol=1e-3)
 
 
 
@@ -184,11 +196,11 @@ def test_jax_trains_data_parallel_and_its_run_exports_through_tensorflow(image_f
     assert "verified" in capsys.readouterr().out
 
 
-def test_multi_worker_training_matches_one_device(image_folder, tmp_path):
+@pytest.mark.xdist_group("distributed")
+def test_multi_worker_training_matches_one_device(image_folder, tmp_path, one_device_and_mirrored):
     """Two worker processes on localhost (TF_CONFIG), each with one CPU replica."""
-    config = json.dumps(tiny_config(image_folder, epochs=2, data={"train": str(image_folder), "val_fraction": 0}))
-    script = DISTRIBUTED_RUN.format(repo=REPO, config=config)
-    single = losses_of(run_script(script, str(tmp_path / "one"), "none"))
+    script = DISTRIBUTED_RUN.format(repo=REPO, config=distributed_config(image_folder))
+    single = one_device_and_mirrored["none"]
     with socket.socket() as first, socket.socket() as second:  # two free ports
         first.bind(("localhost", 0))
         second.bind(("localhost", 0))
@@ -205,7 +217,7 @@ def test_multi_worker_training_matches_one_device(image_folder, tmp_path):
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     for out, _ in outputs:
-        np.testing.assert_allclose(json.loads(out.split("LOSSES", 1)[1]), single, rtol=1e-3)
+        np.testing.assert_allclose(json.loads(out.split("LOSSES multi_worker ", 1)[1]), single, rtol=1e-3)
 
 
 def test_metrics_match_scikit_learn_and_hand_values():

@@ -72,7 +72,7 @@ class ServiceProcess:
     """`medzoo serve` in a child process on a free port, its output in `<data_dir>-logs/`; `stop(kill=True)` is SIGKILL."""
 
     def __init__(self, model, data_dir, *options):
-        self.port = free_port()
+        self.port, self.data_dir = free_port(), str(data_dir)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(str(data_dir) + "-logs", f"serve-{self.port}.log")
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
