@@ -46,6 +46,17 @@ def write_csv(path, rows, columns=None):
         >>> open("/tmp/medzoo-rows.csv").read().splitlines()
         ['a,b', '1,', '2,3']
     """
+    write_bytes_atomic(path, csv_text(rows, columns))
+    return path
+
+
+def csv_text(rows, columns=None):
+    """Dict rows as CSV text (header first); columns default to the union of the rows' keys.
+
+    Example:
+        >>> csv_text([{"a": 1}, {"a": 2, "b": 3}]).splitlines()
+        ['a,b', '1,', '2,3']
+    """
     import csv
     import io
 
@@ -54,8 +65,7 @@ def write_csv(path, rows, columns=None):
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_bytes_atomic(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
 
 
 @contextlib.contextmanager

@@ -11,8 +11,6 @@ Example:
     >>> import uvicorn; uvicorn.run(app, port=8000)                             # doctest: +SKIP
 """
 
-import csv
-import io
 import json
 import logging
 import secrets
@@ -25,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from medzoo.errors import InputError
+from medzoo.io.atomic import csv_text
 from medzoo.serve.reports import iso_time
 from medzoo.serve.security import same_token
 from medzoo.serve.service import AuthError, Service, Settings, display_name
@@ -379,11 +378,7 @@ def _address(request):
 
 
 def _csv(rows):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, ["path", "label", "id", "predicted", "prediction"], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return Response(buffer.getvalue(), media_type="text/csv",
+    return Response(csv_text(rows, ["path", "label", "id", "predicted", "prediction"]), media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="feedback_manifest.csv"'})  # fmt: skip
 
 
