@@ -104,10 +104,25 @@ def _experiment(args):
 
 
 def _tune(args):
+    from medzoo.train.config import read_config_file
+
+    if args.config and "candidates" in read_config_file(args.config):
+        from medzoo.train.study import run_study
+
+        rows = run_study(args.config, args.out, args.set, args.trials, args.candidates, args.seed)
+        with open(os.path.join(args.out, "candidates.md"), encoding="utf-8") as table:
+            print(table.read(), end="")
+        print(f"best: {rows[0]['candidate']} (patient WMCLL {rows[0]['patient_wmcll']:.4f}); wrote "
+              f"{os.path.join(args.out, 'candidates.csv')} and one study.db per candidate")
+        return 0
+    if args.candidates:
+        from medzoo.errors import InputError
+
+        raise InputError("--candidates needs a study config (one with a 'candidates' mapping).")
     from medzoo.train import resolve_config
     from medzoo.train.tune import tune
 
-    study = tune(resolve_config(args.config, args.set), args.out, args.trials, args.seed)
+    study = tune(resolve_config(args.config, args.set), args.out, args.trials or 20, args.seed)
     print(f"best val_loss {study.best_value:.4f} with {study.best_params} "
           f"({len(study.trials)} trials in {os.path.join(args.out, 'study.db')})")
     return 0
@@ -403,11 +418,14 @@ def build_parser():
                                  "mean confusion matrices")
     experiment.set_defaults(run=_experiment)
 
-    tune_parser = commands.add_parser("tune", help="Optuna search over lr, optimizer, dropout, weight decay")
-    tune_parser.add_argument("--config", help="YAML or JSON settings")
+    tune_parser = commands.add_parser("tune", help="Optuna search over lr, optimizer, dropout, weight decay; "
+                                                   "with a study config, per candidate on patient-level folds")
+    tune_parser.add_argument("--config", help="YAML or JSON settings (a study config has `candidates`)")
     tune_parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     tune_parser.add_argument("--out", required=True, help="study folder (study.db; resumable)")
-    tune_parser.add_argument("--trials", type=int, default=20, help="total trials (default: 20)")
+    tune_parser.add_argument("--trials", type=int,
+                             help="total trials per study (default: the study config's, else 20)")
+    tune_parser.add_argument("--candidates", nargs="+", help="study config: only these candidates")
     tune_parser.add_argument("--seed", type=int, default=0)
     tune_parser.set_defaults(run=_tune)
 

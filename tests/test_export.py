@@ -22,7 +22,7 @@ from medzoo.export import (
 )
 from medzoo.models import create_model, list_models
 from medzoo.train import recompute_batchnorm_statistics
-from tests.conftest import real_photos, tiny_input_shape
+from tests.conftest import SAME_LAYERS_AS_THE_BACKBONE_TESTS, real_photos, tiny_input_shape
 
 LABELS = ["benign", "malignant"]
 FAMILIES = {
@@ -97,7 +97,7 @@ def test_every_family_exports_to_every_format(family, format, quantization, phot
 
 # ct_sequence_vivit is video_transformer at config "base": the same layers, which test_video_transformer.py
 # exports (both encoders, LiteRT and ONNX); converting its 88 M parameters adds a minute, not coverage.
-SAME_LAYERS_AS_A_TESTED_MODEL = {"ct_sequence_vivit"}
+SAME_LAYERS_AS_A_TESTED_MODEL = {"ct_sequence_vivit"} | SAME_LAYERS_AS_THE_BACKBONE_TESTS
 
 
 @pytest.mark.parametrize("name", [name for name in list_models()

@@ -50,7 +50,8 @@ def test_public_api_imports():
         "deepfake_cnn_lstm",
         "video_transformer",
     }
-    assert list_models("slide_*") == ["slide_background", "slide_origin"]
+    assert list_models("slide_*") == ["slide_background", "slide_origin", "slide_origin_poolformer",
+                                      "slide_origin_swinv2"]
 
 
 def test_cnn_lstm_default_is_the_deepfake_paper_architecture():

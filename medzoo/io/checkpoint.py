@@ -46,6 +46,7 @@ _SAFETENSORS_DTYPES = {
     "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?",
 }  # fmt: skip
 _SAFETENSORS_NAMES = {np.dtype(code): name for name, code in _SAFETENSORS_DTYPES.items()}
+CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")  # what read_checkpoint reads
 _MAX_SAFETENSORS_HEADER = 100 * 2**20  # the format's own reader refuses larger headers too
 
 

@@ -7,7 +7,9 @@ import re
 import keras
 
 from medzoo.errors import WeightsDownloadError, unknown_name_error
+from medzoo.io.checkpoint import CHECKPOINT_SUFFIXES
 from medzoo.models.layers import ImagePreprocessing
+from medzoo.models import poolformer, swin_v2
 from medzoo.models.ported_backbones import efficientnet_lite0, mobilenet_v2_torchvision
 
 
@@ -34,10 +36,11 @@ class BackboneSpec:
 
 
 _RAW = "0..255 (rescales inside)"
+_TORCH = "ImageNet mean/std normalised"
 BACKBONES = {
     "mobilenet_v2": BackboneSpec("MobileNetV2", 224, 32, "[-1, 1]", "tf"),
     "mobilenet_v2_torchvision": BackboneSpec(
-        mobilenet_v2_torchvision, 224, 32, "ImageNet mean/std normalised", "torch"
+        mobilenet_v2_torchvision, 224, 32, _TORCH, "torch"
     ),
     "mobilenet_v3_small": BackboneSpec(
         "MobileNetV3Small", 224, 32, _RAW, "none", (("include_preprocessing", True),)
@@ -61,6 +64,8 @@ BACKBONES = {
     ),
     "inception_v3": BackboneSpec("InceptionV3", 299, 75, "[-1, 1]", "tf"),
     "xception": BackboneSpec("Xception", 299, 71, "[-1, 1]", "tf"),
+    **{name: BackboneSpec(getattr(poolformer, name), 224, 32, _TORCH, "torch") for name in poolformer.POOLFORMERS},
+    **{name: BackboneSpec(getattr(swin_v2, name), 256, 32, _TORCH, "torch") for name in swin_v2.SWINV2},
 }
 
 
@@ -90,7 +95,8 @@ def build_backbone(name, input_shape, weights=None):
     Args:
         name: str. A key of `BACKBONES`.
         input_shape: tuple. (H, W, C) with C 1 or 3.
-        weights: None or "imagenet". Defaults to None (random initialisation).
+        weights: None, "imagenet", or (ported backbones: torchvision, timm) the
+            path of a PyTorch checkpoint (.pth, .bin, .safetensors). Defaults to None.
 
     Returns:
         A keras.Model named `name`.
@@ -112,8 +118,10 @@ def build_backbone(name, input_shape, weights=None):
                 f"Backbone {name!r} needs images of at least {spec.min_size}x{spec.min_size}, "
                 f"got input shape {input_shape}."
             )
-    if weights not in (None, "imagenet"):
-        raise ValueError(f"Backbone weights must be None or 'imagenet', got {weights!r}.")
+    is_checkpoint = callable(spec.constructor) and str(weights).endswith(CHECKPOINT_SUFFIXES)
+    if weights not in (None, "imagenet") and not is_checkpoint:
+        raise ValueError(f"Backbone weights must be None or 'imagenet' (or, for a ported backbone, a checkpoint "
+                         f"path {CHECKPOINT_SUFFIXES}), got {weights!r}.")
     x = keras.Input(input_shape, name=f"{name}_input")
     if spec.preprocessing != "none" or channels == 1:
         x = ImagePreprocessing(spec.preprocessing, name=f"{name}_preprocessing")(x)

@@ -4,6 +4,8 @@ import os
 
 from keras import layers
 
+from medzoo.io.checkpoint import CHECKPOINT_SUFFIXES
+
 POOLINGS = ("avg", "max", None)
 
 
@@ -103,8 +105,10 @@ def split_weights(weights):
         if not os.path.isfile(path):
             raise ValueError(
                 f"weights file not found: {path!r}. Expected None, 'imagenet', or the path "
-                "of an existing .weights.h5 file."
+                "of an existing .weights.h5 file (or of a ported backbone's PyTorch checkpoint)."
             )
+        if path.endswith(CHECKPOINT_SUFFIXES):  # a torchvision / timm backbone checkpoint
+            return path, None
         return None, path
     raise ValueError(f"weights must be None, 'imagenet' or a file path, got {weights!r}.")
 

@@ -204,3 +204,97 @@ class TransformerEncoderBlock(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_heads": self.num_heads, "mlp_units": self.mlp_units,
                 "dropout": self.dropout, "attention_dropout": self.attention_dropout, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="medzoo")
+class LayerScale(keras.layers.Layer):
+    """Multiplies the last axis by a learned per-channel scale (CaiT, ConvNeXt, PoolFormer).
+
+    Example:
+        >>> import numpy as np
+        >>> LayerScale(1e-5)(np.ones((1, 2, 2, 4))).shape
+        (1, 2, 2, 4)
+    """
+
+    def __init__(self, init_value=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.init_value = init_value
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(shape=(input_shape[-1],), name="scale",
+                                     initializer=keras.initializers.Constant(self.init_value))  # fmt: skip
+
+    def call(self, x):
+        return x * ops.cast(self.scale, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "init_value": self.init_value}
+
+
+@keras.saving.register_keras_serializable(package="medzoo")
+class DropPath(keras.layers.Layer):
+    """Stochastic depth: in training, zeroes a residual branch for a random `rate` of the examples.
+
+    The kept examples are scaled by 1 / (1 - rate); in inference it is the identity.
+
+    Example:
+        >>> import numpy as np
+        >>> DropPath(0.5)(np.ones((2, 3)), training=False).tolist()
+        [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"DropPath rate must be in [0, 1), got {rate!r}.")
+        self.rate, self.seed = rate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.rate == 0:
+            return x
+        keep = 1.0 - self.rate
+        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        mask = ops.floor(keep + keras.random.uniform(shape, seed=self.seed_generator, dtype=x.dtype))
+        return x * mask / keep
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def gelu_erf(x):
+    """Exact GELU as 0.5 x (1 + erf(x / sqrt 2)).
+
+    Numerically Keras' gelu(approximate=False), written in the form LiteRT's
+    converter fuses into its builtin GELU and tf2onnx maps to ONNX `Erf`
+    (TensorFlow's own exact GELU uses `Erfc`, which ONNX has no op for).
+
+    Example:
+        >>> import numpy as np
+        >>> round(float(gelu_erf(np.float32(1.0))), 4)
+        0.8413
+    """
+    return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
+
+
+@keras.saving.register_keras_serializable(package="medzoo")
+class Gelu(keras.layers.Layer):
+    """The exact GELU activation as a layer (`gelu_erf`): exports to builtin LiteRT and to ONNX.
+
+    Example:
+        >>> import numpy as np
+        >>> Gelu()(np.zeros((1, 2))).tolist()
+        [[0.0, 0.0]]
+    """
+
+    def call(self, x):
+        return gelu_erf(x)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

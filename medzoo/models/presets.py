@@ -65,7 +65,21 @@ PRESETS = (
         "image",
         build_transfer_classifier,
         {"backbone": "convnext_small", "input_shape": (256, 256, 3), "head_units": ()},
-        "S5 stage 2: clot origin CE vs LAA at 256x256 (ConvNeXt, the paper's best in Keras).",
+        "S5 stage 2: clot origin CE vs LAA at 256x256, ConvNeXt-Small (a candidate of the paper's study).",
+    ),
+    (
+        "slide_origin_poolformer",
+        "image",
+        build_transfer_classifier,
+        {"backbone": "poolformer_s36", "input_shape": (256, 256, 3), "head_units": ()},
+        "S5 stage 2: clot origin CE vs LAA at 256x256, PoolFormer-S36 (the paper's best candidate).",
+    ),
+    (
+        "slide_origin_swinv2",
+        "image",
+        build_transfer_classifier,
+        {"backbone": "swinv2_tiny_window8", "input_shape": (256, 256, 3), "head_units": ()},
+        "S5 stage 2: clot origin CE vs LAA at 256x256, SwinV2-Tiny (window 8; the paper's second candidate).",
     ),
 )
 

@@ -2,6 +2,8 @@
 
 import collections
 
+import numpy as np
+
 
 def _torch_modules(state_dict):
     """Groups a state dict by module prefix, in file order, dropping BN's batch counter."""
@@ -72,3 +74,67 @@ def _flatten_layers(model):
             yield from _flatten_layers(layer)
         else:
             yield layer
+
+
+class NamedTensors:
+    """A checkpoint's tensors looked up by parameter name, in the layouts Keras layers take.
+
+    Args:
+        checkpoint: a file path (`.safetensors`, `.pth`, `.bin`) or a dict name -> array.
+        what: str. The checkpoint's kind, named in errors (e.g. "timm poolformer_s36").
+        strip: tuple of str. Name prefixes to drop (e.g. "vivit.", "module.").
+
+    Example:
+        >>> import numpy as np
+        >>> tensors = NamedTensors({"fc.weight": np.ones((2, 3)), "fc.bias": np.zeros(2)}, "example")
+        >>> [array.shape for array in tensors.linear("fc")]
+        [(3, 2), (2,)]
+    """
+
+    def __init__(self, checkpoint, what, strip=()):
+        from medzoo.io.checkpoint import read_checkpoint
+
+        state = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
+        self.what, self.state = what, {}
+        for name, value in state.items():
+            for prefix in strip:
+                name = name.removeprefix(prefix)
+            self.state[name] = np.asarray(value)
+
+    def __contains__(self, name):
+        return name in self.state
+
+    def __call__(self, name):
+        if name not in self.state:
+            raise ValueError(f"The checkpoint has no {name!r} (a {self.what} state dict was expected).")
+        return self.state[name]
+
+    def linear(self, prefix, bias=True):
+        """A Linear layer's [kernel (in, out)] + [bias]."""
+        return [self(f"{prefix}.weight").T] + ([self(f"{prefix}.bias")] if bias else [])
+
+    def conv(self, prefix):
+        """A Conv2d's [kernel (kh, kw, in, out), bias]."""
+        return [self(f"{prefix}.weight").transpose(2, 3, 1, 0), self(f"{prefix}.bias")]
+
+    def norm(self, prefix):
+        """A LayerNorm's or GroupNorm's [gamma, beta]."""
+        return [self(f"{prefix}.weight"), self(f"{prefix}.bias")]
+
+
+def assign_weights(layer, arrays, source):
+    """Sets `layer`'s weights to `arrays`, or raises ValueError naming both sides when the shapes differ.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> layer = keras.layers.Dense(2)
+        >>> layer.build((None, 3))
+        >>> assign_weights(layer, [np.ones((3, 2)), np.zeros(2)], "fc")
+        >>> float(np.asarray(layer.kernel).sum())
+        6.0
+    """
+    expected = [tuple(weight.shape) for weight in layer.weights]
+    if [tuple(np.shape(array)) for array in arrays] != expected:
+        raise ValueError(f"Checkpoint {source!r} has shapes {[np.shape(a) for a in arrays]}, Keras layer "
+                         f"{layer.name!r} expects {expected} (a different variant, config or input size?).")  # fmt: skip
+    layer.set_weights(arrays)

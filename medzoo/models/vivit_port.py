@@ -4,9 +4,7 @@ Reads the file with medzoo's torch-free reader (`.safetensors` or a PyTorch
 `.bin`), so no torch or transformers install is needed.
 """
 
-import numpy as np
-
-from medzoo.io.checkpoint import read_checkpoint
+from medzoo.models.torch_weights import NamedTensors, assign_weights
 
 
 def port_vivit_weights(model, checkpoint):
@@ -30,63 +28,41 @@ def port_vivit_weights(model, checkpoint):
         >>> port_vivit_weights(model, {})
         Traceback (most recent call last):
         ...
-        ValueError: The ViViT checkpoint has no 'embeddings.cls_token' (a VivitModel / VivitForVideoClassification state dict was expected).
+        ValueError: The checkpoint has no 'embeddings.cls_token' (a VivitModel / VivitForVideoClassification state dict was expected).
     """
-    state = read_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
-    state = {name.removeprefix("vivit."): np.asarray(value) for name, value in state.items()}
+    tensor = NamedTensors(checkpoint, "VivitModel / VivitForVideoClassification", strip=("vivit.",))
     encoder = model.get_layer("video_transformer_encoder")
     if not any(layer.name == "encoder_position" for layer in encoder.layers):
         raise ValueError("Hugging Face ViViT checkpoints are the joint spatio-temporal model: build it with "
                          "encoder='joint'.")  # fmt: skip
 
-    def tensor(name):
-        if name not in state:
-            raise ValueError(f"The ViViT checkpoint has no {name!r} (a VivitModel / VivitForVideoClassification "
-                             "state dict was expected).")  # fmt: skip
-        return state[name]
-
     position = encoder.get_layer("encoder_position")
     if not position.class_token:
         raise ValueError("Hugging Face ViViT pools with its class token: build the model with pooling='cls'.")
-    _assign(position, [tensor("embeddings.cls_token"), tensor("embeddings.position_embeddings")], "embeddings")
+    assign_weights(position, [tensor("embeddings.cls_token"), tensor("embeddings.position_embeddings")], "embeddings")
     projection = "embeddings.patch_embeddings.projection"  # (D, C, t, h, w) -> Keras (t, h, w, C, D)
-    _assign(encoder.get_layer("tubelet_embedding"),
+    assign_weights(encoder.get_layer("tubelet_embedding"),
             [tensor(f"{projection}.weight").transpose(2, 3, 4, 1, 0), tensor(f"{projection}.bias")], projection)
     blocks = [layer for layer in encoder.layers if layer.name.startswith("encoder_block_")]
     for index, block in enumerate(blocks):
         prefix = f"encoder.layer.{index}"
-        _assign(block.norm_attention, _norm(tensor, f"{prefix}.layernorm_before"), f"{prefix}.layernorm_before")
-        _assign(block.norm_mlp, _norm(tensor, f"{prefix}.layernorm_after"), f"{prefix}.layernorm_after")
+        assign_weights(block.norm_attention, tensor.norm(f"{prefix}.layernorm_before"), f"{prefix}.layernorm_before")
+        assign_weights(block.norm_mlp, tensor.norm(f"{prefix}.layernorm_after"), f"{prefix}.layernorm_after")
         heads = block.attention.num_heads
         for part in ("query", "key", "value"):  # Linear (H*dh, D) -> EinsumDense (D, H, dh)
             name = f"{prefix}.attention.attention.{part}"
             weight, bias = tensor(f"{name}.weight"), tensor(f"{name}.bias")
-            _assign(getattr(block.attention, f"{part}_dense"),
+            assign_weights(getattr(block.attention, f"{part}_dense"),
                     [weight.T.reshape(weight.shape[1], heads, -1), bias.reshape(heads, -1)], f"{prefix}.{part}")
         weight = tensor(f"{prefix}.attention.output.dense.weight")  # (D, H*dh) -> (H, dh, D)
-        _assign(block.attention.output_dense, [weight.T.reshape(heads, -1, weight.shape[0]),
+        assign_weights(block.attention.output_dense, [weight.T.reshape(heads, -1, weight.shape[0]),
                                                tensor(f"{prefix}.attention.output.dense.bias")], f"{prefix}.output")
-        _assign(block.mlp_in, _linear(tensor, f"{prefix}.intermediate.dense"), f"{prefix}.intermediate.dense")
-        _assign(block.mlp_out, _linear(tensor, f"{prefix}.output.dense"), f"{prefix}.output.dense")
-    if f"encoder.layer.{len(blocks)}.layernorm_before.weight" in state:
+        assign_weights(block.mlp_in, tensor.linear(f"{prefix}.intermediate.dense"), f"{prefix}.intermediate.dense")
+        assign_weights(block.mlp_out, tensor.linear(f"{prefix}.output.dense"), f"{prefix}.output.dense")
+    if f"encoder.layer.{len(blocks)}.layernorm_before.weight" in tensor:
         raise ValueError(f"The checkpoint has more than {len(blocks)} encoder layers: build the matching config.")
-    _assign(encoder.get_layer("encoder_norm"), _norm(tensor, "layernorm"), "layernorm")
+    assign_weights(encoder.get_layer("encoder_norm"), tensor.norm("layernorm"), "layernorm")
     head = model.get_layer("predictions")
-    if "classifier.weight" in state and state["classifier.weight"].shape == head.kernel.shape[::-1]:
-        _assign(head, _linear(tensor, "classifier"), "classifier")
+    if "classifier.weight" in tensor and tensor("classifier.weight").shape == head.kernel.shape[::-1]:
+        assign_weights(head, tensor.linear("classifier"), "classifier")
 
-
-def _norm(tensor, prefix):
-    return [tensor(f"{prefix}.weight"), tensor(f"{prefix}.bias")]
-
-
-def _linear(tensor, prefix):
-    return [tensor(f"{prefix}.weight").T, tensor(f"{prefix}.bias")]
-
-
-def _assign(layer, arrays, source):
-    expected = [tuple(weight.shape) for weight in layer.weights]
-    if [array.shape for array in arrays] != expected:
-        raise ValueError(f"Checkpoint {source!r} has shapes {[a.shape for a in arrays]}, Keras layer "
-                         f"{layer.name!r} expects {expected} (a different config, tubelet or input shape?).")  # fmt: skip
-    layer.set_weights(arrays)

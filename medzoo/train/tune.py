@@ -29,14 +29,36 @@ class OptunaPruning(keras.callbacks.Callback):
             raise optuna.TrialPruned(f"pruned at epoch {epoch} ({self.monitor}={value:.4f})")
 
 
-def suggest(trial):
-    """The search space (S5 tuned these over 50 trials)."""
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True),
-        "optimizer": trial.suggest_categorical("optimizer", ["adam", "adamw", "rmsprop", "sgd"]),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
-        "model_kwargs": {"dropout": trial.suggest_float("dropout", 0.0, 0.5)},
-    }
+SEARCH_SPACE = {"learning_rate": [1e-5, 1e-2], "optimizer": ["adam", "adamw", "rmsprop", "sgd"],
+                "weight_decay": [1e-6, 1e-2], "dropout": [0.0, 0.5]}  # fmt: skip
+
+
+def suggest(trial, space=None):
+    """One trial's settings from a search space (default `SEARCH_SPACE`; S5 searched lr and optimizer).
+
+    `space` maps learning_rate and weight_decay to [low, high] (log scale),
+    dropout to [low, high] and optimizer to a list of names; a key left out
+    is not searched.
+
+    Example:
+        >>> import optuna
+        >>> trial = optuna.trial.FixedTrial({"learning_rate": 3e-4, "optimizer": "adamw"})
+        >>> suggest(trial, {"learning_rate": [1e-6, 1e-3], "optimizer": ["adamw", "sgd"]})
+        {'learning_rate': 0.0003, 'optimizer': 'adamw', 'model_kwargs': {}}
+    """
+    space = SEARCH_SPACE if space is None else space
+    unknown = set(space) - set(SEARCH_SPACE)
+    if unknown:
+        raise ValueError(f"search space keys must be among {sorted(SEARCH_SPACE)}, got {sorted(unknown)}.")
+    params = {}
+    for key in ("learning_rate", "weight_decay"):
+        if key in space:
+            params[key] = trial.suggest_float(key, *map(float, space[key]), log=True)
+    if "optimizer" in space:
+        params["optimizer"] = trial.suggest_categorical("optimizer", list(space["optimizer"]))
+    params["model_kwargs"] = {"dropout": trial.suggest_float("dropout", *map(float, space["dropout"]))} if (
+        "dropout" in space) else {}
+    return params
 
 
 def tune(config, out_dir, trials=20, seed=0, verbose=0):
