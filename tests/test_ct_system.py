@@ -113,6 +113,7 @@ def test_a_slice_model_and_a_sequence_model_compare_under_the_sound_protocol(ct_
         batch_size: 4
         early_stopping_patience: null
         reduce_lr_patience: null
+        run_eagerly: true
         replicates: 2
         protocol: sound
         test_fraction: 0.3

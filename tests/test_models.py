@@ -114,8 +114,13 @@ def test_freezing():
     )
 
 
+# PoolFormer-M36/M48 are S36's code with wider and deeper tables (56 M and 73 M parameters to initialise:
+# half this test's time); S36 is built and saved as slide_origin_poolformer, and ported from timm in tools/.
+WIDE_VARIANTS_OF_A_BUILT_ONE = {"poolformer_m36", "poolformer_m48"}
+
+
 def test_every_backbone_builds_from_raw_pixels():
-    for name in BACKBONES:
+    for name in sorted(set(BACKBONES) - WIDE_VARIANTS_OF_A_BUILT_ONE):
         side = tiny_side([name])
         backbone = build_backbone(name, (side, side, 3))
         features = np.asarray(backbone(sample_inputs((side, side, 3), count=1), training=False))

@@ -67,11 +67,13 @@ def test_the_study_config_runs_two_trials_of_two_candidates_on_patient_folds(str
     assert {row["slide"] for row in tile_rows} == {f"{p}_{n}" for p, _, _, count in PATIENTS for n in range(count)}
     assert read_rows(manifests / "patients.csv")[0] == {"slide": "006388_0.tif", "patient": "006388", "label": "CE"}
 
-    # Test-sized: 32 px, one epoch, frozen backbones, 2 folds; the config's candidates, search space and the rest.
+    # Test-sized: 32 px, one epoch, frozen backbones, 2 folds, eager (tracing would be 2/3 of each fold's time);
+    # the config's candidates, search space and the rest.
     argv = ["tune", "--config", CONFIG, "--out", str(study), "--candidates", "resnet50", "swinv2_tiny",
             "--trials", "2", "--set", f"data.train={manifests / 'origin_tiles.csv'}", "--set", "folds=2",
             "--set", "model_kwargs.weights=null", "--set", "model_kwargs.input_shape=[32,32,3]",
-            "--set", "model_kwargs.freeze_backbone=true", "--set", "epochs=1", "--set", "batch_size=32"]  # fmt: skip
+            "--set", "model_kwargs.freeze_backbone=true", "--set", "epochs=1", "--set", "batch_size=32",
+            "--set", "run_eagerly=true"]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| candidate | trials | learning_rate |" in printed and "best: " in printed
@@ -133,3 +135,22 @@ def test_the_config_holds_s5s_six_candidates_and_bad_settings_are_named():
                          ({"candidates": {"a": {}}, "fold_by": "hospital"}, "'fold_by' must be one of")):  # fmt: skip
         with pytest.raises(InputError, match=message):
             study_settings(raw)
+
+
+def test_folds_by_centre_hold_out_whole_centres(tmp_path):
+    from medzoo.io import write_csv
+    from medzoo.train.study import tile_table, write_folds
+
+    rows = [{"path": f"t{i}.png", "label": ("CE", "LAA")[i % 2], "id": f"p{i % 12}", "slide": f"s{i % 12}",
+             "centre": f"c{i % 12 // 2}"} for i in range(48)]  # fmt: skip
+    table = tile_table(write_csv(str(tmp_path / "tiles.csv"), rows))
+    folds = write_folds(table, 3, "centre", seed=0, out_dir=str(tmp_path))
+    held_out = [set(table["centre"][test]) for _, _, test in folds]
+    assert sorted(c for centres in held_out for c in centres) == sorted(set(table["centre"]))  # each once
+    for (train_csv, _, test), centres in zip(folds, held_out):
+        train_patients = {row["id"] for row in read_rows(train_csv)}
+        assert not {p for p, c in zip(table["patient"], table["centre"]) if c in centres} & train_patients
+    from medzoo.errors import InputError
+
+    with pytest.raises(InputError, match="7 folds by centre need at least 7 centres; the manifest has 6"):
+        write_folds(table, 7, "centre", seed=0, out_dir=str(tmp_path))

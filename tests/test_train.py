@@ -325,6 +325,7 @@ def test_experiment_replicates_and_resumes(image_folder, tmp_path, capsys):
         grid: {{model_kwargs.pooling: [avg, max]}}
         early_stopping_patience: null
         reduce_lr_patience: null
+        run_eagerly: true
     """))
     out = tmp_path / "experiment"
     assert main(["experiment", str(config), "--out", str(out), "--replicates", "2", "--compare"]) == 0
@@ -344,7 +345,7 @@ def test_experiment_replicates_and_resumes(image_folder, tmp_path, capsys):
 
 
 def test_tuning_resumes_its_study(image_folder, tmp_path, capsys):
-    tuning = ["tune", "--config", str(tmp_path / "tune.json"), "--set", "epochs=1",
+    tuning = ["tune", "--config", str(tmp_path / "tune.json"), "--set", "epochs=1", "--set", "run_eagerly=true",
               "--out", str(tmp_path / "tune"), "--trials", "1"]
     (tmp_path / "tune.json").write_text(json.dumps(tiny_config(image_folder, epochs=3)))
     assert main(["train", "--config", str(tmp_path / "absent.yaml"), "--run-dir", str(tmp_path / "x")]) == 2

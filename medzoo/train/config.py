@@ -37,6 +37,7 @@ DEFAULTS = {
     "mixed_precision": "auto",  # auto (bfloat16 on a GPU that has it), bfloat16, float16, float32
     "distribute": "auto",       # auto, none, mirrored, multi_worker
     "tensorboard": False,
+    "run_eagerly": False,       # no tf.function / XLA tracing: for debugging, and tiny CPU runs where tracing dominates
 }
 
 
@@ -173,7 +174,7 @@ def validate_config(config):
     for key in ("early_stopping_patience", "reduce_lr_patience"):
         number(key, 0, integer=True, optional=True, strict=False)
     number("swa_start_epoch", 0, integer=True, optional=True, strict=False)
-    for key in ("ema", "tensorboard"):
+    for key in ("ema", "tensorboard", "run_eagerly"):
         choice(key, (False, True))
     choice("mixed_precision", ("auto", "bfloat16", "float16", "float32", False, True))
     choice("distribute", ("auto", "none", "mirrored", "multi_worker"))

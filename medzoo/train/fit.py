@@ -235,7 +235,7 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
             loss, metrics = loss_and_metrics(model, config["loss"])
             model.compile(optimizer=make_optimizer(config["optimizer"], learning_rate,
                                                    config["weight_decay"], config["ema"]),
-                          loss=loss, metrics=metrics)
+                          loss=loss, metrics=metrics, run_eagerly=config["run_eagerly"])
         # Order matters: early stopping restores its best weights at the end before weight averaging
         # replaces them; the averaging state is saved each epoch before the backup (see its docstring).
         phase_callbacks = []
