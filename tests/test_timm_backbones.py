@@ -91,7 +91,7 @@ def test_a_checkpoint_of_another_variant_or_kind_is_refused_by_name(tmp_path):
         poolformer_s12(input_shape=(32, 32, 3), weights=str(tmp_path / "deeper.safetensors"))
     with pytest.raises(ValueError, match="no 'patch_embed.proj.weight' .*timm swinv2_tiny_window8"):
         swinv2_tiny_window8(input_shape=(32, 32, 3), weights=str(tmp_path / "s12.safetensors"))
-    with pytest.raises(ValueError, match="weights must be None, 'imagenet' or a timm checkpoint"):
+    with pytest.raises(ValueError, match="weights must be None, 'imagenet' or a checkpoint path"):
         poolformer_s12(input_shape=(32, 32, 3), weights="s12.weights.h5")
 
 

@@ -31,7 +31,8 @@ def write(folder):
     os.makedirs(folder, exist_ok=True)
     torch.manual_seed(0)
     for variant, timm_name, side in MODELS:
-        model = timm.create_model(timm_name, pretrained=False).eval()
+        model = timm.create_model(timm_name, pretrained=False)
+        model.train(False)  # inference mode (dropout, drop path off)
         with torch.no_grad():
             for name, parameter in model.named_parameters():
                 if "logit_scale" in name:

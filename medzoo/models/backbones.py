@@ -1,13 +1,13 @@
 """The table of backbones (keras.applications, plus torchvision-layout ports) and how to build, load and freeze them."""
 
 import dataclasses
-import os
 import re
 
 import keras
 
 from medzoo.errors import WeightsDownloadError, unknown_name_error
 from medzoo.io.checkpoint import CHECKPOINT_SUFFIXES
+from medzoo.models.common import keras_models_dir
 from medzoo.models.layers import ImagePreprocessing
 from medzoo.models import poolformer, swin_v2
 from medzoo.models.ported_backbones import efficientnet_lite0, mobilenet_v2_torchvision
@@ -146,9 +146,7 @@ def build_backbone(name, input_shape, weights=None):
 def _download_error(name, error):
     match = re.search(r"https?://\S+?(?=:?\s|$)", str(error))
     url = match.group(0).rstrip(":") if match else "the Keras applications storage"
-    cache = os.path.join(
-        os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))), "models"
-    )
+    cache = keras_models_dir()
     return WeightsDownloadError(
         f"Could not download ImageNet weights for backbone {name!r} from {url} "
         f"(no internet here?). Either download that file on a machine with internet and "

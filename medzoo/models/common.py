@@ -113,6 +113,32 @@ def split_weights(weights):
     raise ValueError(f"weights must be None, 'imagenet' or a file path, got {weights!r}.")
 
 
+def keras_models_dir():
+    """The folder Keras caches downloaded weights in (`$KERAS_HOME/models`, default `~/.keras/models`)."""
+    return os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))), "models")
+
+
+def check_application_weights(weights):
+    """Raises ValueError unless `weights` is None, "imagenet" or a PyTorch checkpoint path (a ported backbone's)."""
+    if weights is not None and weights != "imagenet" and not str(weights).endswith(CHECKPOINT_SUFFIXES):
+        raise ValueError(f"weights must be None, 'imagenet' or a checkpoint path {CHECKPOINT_SUFFIXES}, "
+                         f"got {weights!r}.")  # fmt: skip
+
+
+def application_model(inputs, x, input_tensor, include_top, pooling, name):
+    """keras.applications' ending: a headless build pooled ("avg", "max" or None), then the Model.
+
+    Built on a tensor (e.g. after in-graph preprocessing), the model starts at its source Input.
+    """
+    import keras
+
+    if not include_top and pooling in ("avg", "max"):
+        pool = layers.GlobalAveragePooling2D if pooling == "avg" else layers.GlobalMaxPooling2D
+        x = pool(name=f"{pooling}_pool")(x)
+    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
+    return keras.Model(source, x, name=name)
+
+
 def load_model_weights(model, path):
     """Loads a whole-model weights file, naming the file when it does not fit."""
     if path is None:

@@ -22,6 +22,7 @@ import keras
 
 from medzoo.errors import WeightsDownloadError
 from medzoo.io.checkpoint import read_checkpoint
+from medzoo.models.common import application_model, check_application_weights
 from medzoo.models.torch_weights import port_torch_weights
 
 CHECKPOINTS = {
@@ -81,8 +82,7 @@ def _inverted_residual(x, expansion, filters, stride, kernel, name, **conv):
 
 
 def _build(name, blocks, conv, include_top, weights, input_tensor, input_shape, pooling, classes):
-    if weights not in (None, "imagenet") and not str(weights).endswith((".pth", ".pt")):
-        raise ValueError(f"weights must be None, 'imagenet' or a .pth path, got {weights!r}.")
+    check_application_weights(weights)
     inputs = input_tensor if input_tensor is not None else keras.Input(input_shape or (224, 224, 3))
     x = _conv_bn(inputs, 32, 3, 2, "stem", **conv)
     index = 1
@@ -95,12 +95,7 @@ def _build(name, blocks, conv, include_top, weights, input_tensor, input_shape, 
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = keras.layers.Dense(classes, name="predictions")(x)
-    elif pooling in ("avg", "max"):
-        pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
-        x = pool(name=f"{pooling}_pool")(x)
-    # Built on a tensor (e.g. after in-graph preprocessing), the model starts at its source Input.
-    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
-    model = keras.Model(source, x, name=name)
+    model = application_model(inputs, x, input_tensor, include_top, pooling, name)
     if weights is not None:
         state = read_checkpoint(installed_checkpoint(name) if weights == "imagenet" else weights)
         if not include_top:
@@ -116,7 +111,7 @@ def mobilenet_v2_torchvision(include_top=True, weights=None, input_tensor=None, 
     Args:
         include_top: bool. End with the 1000-class Linear layer (logits). Defaults to True.
         weights: None, "imagenet" (the installed torchvision checkpoint) or a
-            path to a torchvision `.pth` file. Defaults to None.
+            path to a torchvision `.pth` file (or `.safetensors` of the same tensors). Defaults to None.
         input_tensor: optional Keras tensor to build on.
         input_shape: tuple or None. (H, W, 3). Defaults to (224, 224, 3).
         pooling: None, "avg" or "max" when include_top is False.

@@ -19,6 +19,7 @@ from keras import layers, ops
 
 from medzoo.models.layers import DropPath, gelu_erf
 from medzoo.models.timm_ports import check_size, finish_model, make_constructor, port_swinv2
+from medzoo.models.torch_weights import assign_weights
 
 # name: (embedding width, blocks per stage, heads per stage, window), timm's table.
 SWINV2 = {"swinv2_tiny_window8": (96, (2, 2, 6, 2), (3, 6, 12, 24), 8),
@@ -163,8 +164,6 @@ class SwinV2Block(keras.layers.Layer):
 
     def load_timm(self, tensors, prefix):
         """Copies timm's `{prefix}.attn/norm1/mlp/norm2` parameters (a `NamedTensors`) into this block."""
-        from medzoo.models.torch_weights import assign_weights
-
         attn = f"{prefix}.attn"
         assign_weights(self.qkv, tensors.linear(f"{attn}.qkv", bias=False), f"{attn}.qkv")
         for name in ("q_bias", "v_bias", "logit_scale"):
@@ -214,8 +213,6 @@ class SwinV2PatchMerging(keras.layers.Layer):
 
     def load_timm(self, tensors, prefix):
         """Copies timm's `{prefix}.reduction` and `{prefix}.norm` (a `NamedTensors`)."""
-        from medzoo.models.torch_weights import assign_weights
-
         assign_weights(self.reduction, tensors.linear(f"{prefix}.reduction", bias=False), f"{prefix}.reduction")
         assign_weights(self.norm, tensors.norm(f"{prefix}.norm"), f"{prefix}.norm")
 

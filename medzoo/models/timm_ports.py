@@ -8,11 +8,12 @@ the model has a top of the same size; a headless backbone skips it.
 """
 
 import os
+import re
 
 import keras
 
 from medzoo.errors import WeightsDownloadError
-from medzoo.io.checkpoint import CHECKPOINT_SUFFIXES
+from medzoo.models.common import application_model, check_application_weights, keras_models_dir
 from medzoo.models.torch_weights import NamedTensors, assign_weights
 
 HUB = "https://huggingface.co/timm/{}/resolve/main/model.safetensors"
@@ -38,7 +39,7 @@ def timm_checkpoint(variant):
     try:
         return keras.utils.get_file(file_name, url, cache_subdir="models")
     except Exception as error:  # get_file raises a bare Exception on network errors
-        cache = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras"))), "models")
+        cache = keras_models_dir()
         raise WeightsDownloadError(
             f"Could not download timm's ImageNet weights of {variant!r} from {url} ({type(error).__name__}; no "
             f"internet here?). Download that file on a machine with internet and save it as {cache}/{file_name} "
@@ -59,15 +60,8 @@ def check_size(variant, input_tensor, input_shape, multiple):
 
 def finish_model(inputs, x, input_tensor, pooling, include_top, weights, variant, name, port):
     """Pools a headless build, makes the keras.Model and loads `weights` (None, "imagenet" or a checkpoint path)."""
-    if weights is not None and weights != "imagenet" and not str(weights).endswith(CHECKPOINT_SUFFIXES):
-        raise ValueError(f"weights must be None, 'imagenet' or a timm checkpoint path {CHECKPOINT_SUFFIXES}, "
-                         f"got {weights!r}.")  # fmt: skip
-    if not include_top and pooling in ("avg", "max"):
-        pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
-        x = pool(name=f"{pooling}_pool")(x)
-    # Built on a tensor (e.g. after in-graph preprocessing), the model starts at its source Input.
-    source = keras.utils.get_source_inputs(inputs) if input_tensor is not None else inputs
-    model = keras.Model(source, x, name=name)
+    check_application_weights(weights)
+    model = application_model(inputs, x, input_tensor, include_top, pooling, name)
     if weights is not None:
         path = timm_checkpoint(variant) if weights == "imagenet" else os.fspath(weights)
         port(model, NamedTensors(path, f"timm {TIMM_NAMES[variant].split('.')[0]}", strip=("module.",)))
@@ -150,7 +144,7 @@ def port_poolformer(model, tensors):
             elif field in ("layer1_scale", "layer2_scale"):
                 source = f"{prefix}.layer_scale{field[5]}.scale"
                 assign_weights(layer, [tensors(source)], source)
-    _check_depth(tensors, "stages.{}.blocks.{}.norm1.weight", blocks, model.name)
+    _check_depth(tensors, "stages", blocks, model.name)
     _copy_head(model, tensors, norm="head_norm")
 
 
@@ -172,16 +166,15 @@ def port_swinv2(model, tensors):
         elif parts[2] == "blocks":
             layer.load_timm(tensors, f"layers.{parts[1]}.blocks.{parts[3]}")
             blocks += 1
-    _check_depth(tensors, "layers.{}.blocks.{}.norm1.weight", blocks, model.name)
+    _check_depth(tensors, "layers", blocks, model.name)
     assign_weights(model.get_layer("norm"), tensors.norm("norm"), "norm")
     _copy_head(model, tensors)
 
 
-def _check_depth(tensors, pattern, blocks, model_name):
+def _check_depth(tensors, stages, blocks, model_name):
     """Raises when the checkpoint has more blocks than the model took (a deeper variant)."""
-    checkpoint_blocks = sum(
-        1 for stage in range(8) for block in range(64) if pattern.format(stage, block) in tensors
-    )
+    block = re.compile(rf"{stages}\.\d+\.blocks\.\d+\.norm1\.weight")
+    checkpoint_blocks = sum(1 for name in tensors.state if block.fullmatch(name))
     if checkpoint_blocks != blocks:
         raise ValueError(f"The checkpoint has {checkpoint_blocks} blocks, {model_name!r} has {blocks}: a different "
                          "variant.")  # fmt: skip

@@ -194,7 +194,7 @@ def _search(name, config, table, folds, class_names, settings, out_dir, seed, ve
         probabilities = np.zeros((len(table["path"]), len(class_names)), np.float32)
         done = np.zeros(len(table["path"]), bool)
         for index, (train_csv, test_csv, rows) in enumerate(folds):
-            probabilities[rows] = _train_and_predict(trial_config, train_csv, test_csv,
+            probabilities[rows] = _train_and_predict(trial_config, train_csv, test_csv, table["slide"][rows],
                                                      os.path.join(trial_dir, f"fold{index}"), verbose)  # fmt: skip
             done[rows] = True
             partial = level_metrics(table, np.flatnonzero(done), probabilities[done], class_names,
@@ -222,11 +222,13 @@ def _search(name, config, table, folds, class_names, settings, out_dir, seed, ve
             **{key: best.user_attrs[key] for key in best.user_attrs}}  # fmt: skip
 
 
-def _train_and_predict(config, train_csv, test_csv, run_dir, verbose):
-    """Trains one fold (early-stopped on a patient-level split of its training rows); returns test probabilities."""
+def _train_and_predict(config, train_csv, test_csv, test_slides, run_dir, verbose):
+    """Trains one fold (early-stopped on a patient-level split of its training rows); returns test probabilities.
+
+    `test_slides` are the test rows' ids in the CSV's order: the predictions must come back in that order.
+    """
     from medzoo.data.sources import source_dataset
     from medzoo.evaluate.run import predict_batches
-    from medzoo.io.tables import read_csv_rows
     from medzoo.runs import RunFolder
     from medzoo.train.config import merge
     from medzoo.train.fit import fit
@@ -236,8 +238,7 @@ def _train_and_predict(config, train_csv, test_csv, run_dir, verbose):
     run = RunFolder(run_dir)
     dataset, key, _ = source_dataset(test_csv, run.read_labels(), run.read_recipe(), config["batch_size"])
     probabilities, _, ids = predict_batches(model, dataset, key)
-    expected = [row["id"] for row in read_csv_rows(test_csv)]
-    if ids.tolist() != expected:
+    if ids.tolist() != list(test_slides):
         raise RuntimeError(f"{test_csv}: predictions came back in another order than the manifest's.")
     for heavy in ("model.keras", "checkpoints", "backup", "export_samples.npz"):  # keep records, not 50 x k models
         path = os.path.join(run_dir, heavy)
