@@ -1,6 +1,6 @@
 """Latency of medzoo models across runtimes, precisions and threads, against the compute floor.
 
-    python benchmarks/latency.py [--models slide_background ...] [--threads 1 2] [--runs 50]
+    python benchmarks/latency.py [--models slide_background ...] [--exclude ...] [--threads 1 2] [--runs 50]
 
 For every model (default: every registered model, at its default size, batch 1):
 Keras `predict`, the model in a `tf.function` ("keras_call"), LiteRT float32 /
@@ -16,7 +16,9 @@ exported with `medzoo.export.export` and its parity status is reported.
 
 The floor is the model's MACs (counted from the graph) x 2 / the float32 SGEMM
 rate numpy reaches in the same child at the same thread count; `x_floor` is
-p50 / floor. Writes `latency-<cpu>-<date>.csv` and `.md` and prints the table.
+p50 / floor. Every row names the CPU with its instruction sets (int8 is fast
+only with int8 dot-product instructions: VNNI, AMX, ARM dotprod). Writes
+`latency-<cpu>-<date>.csv` and `.md` and prints the table.
 """
 
 import argparse
@@ -72,9 +74,10 @@ def export_artifacts(name, model, inputs, work, sequence):
         path = os.path.join(work, f"{name}_{format_name}_{precision}{SUFFIXES[format_name]}")
         quantization = None if precision == "float32" else precision
         print(f"  export {format_name} {precision}", flush=True)
-        try:
+        try:  # compare_speed=False: this script times every precision itself
             status = export(model, path, format=format_name, quantization=quantization,
-                            representative_data=inputs, validation_data=inputs)["status"]  # fmt: skip
+                            representative_data=inputs, validation_data=inputs,
+                            compare_speed=False)["status"]  # fmt: skip
         except ParityError:
             path, status = path + ".rejected", "rejected (parity)"
         runtime = "onnxruntime" if format_name == "onnx" else format_name
@@ -88,6 +91,7 @@ def benchmark_model(name, threads, runs, warmup, work):
 
     from medzoo.bench import floor_ms, model_macs
     from medzoo.bench.measure import measure_in_child
+    from medzoo.bench.report import cpu_label
     from medzoo.models import create_model, get_model_info
     from medzoo.train import recompute_batchnorm_statistics
 
@@ -115,7 +119,7 @@ def benchmark_model(name, threads, runs, warmup, work):
                     **{key: measured.get(key) for key in (
                         "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "first_ms", "init_ms",
                         "throughput_per_s", "peak_rss_mb", "file_mb", "sgemm_gflops", "clip_p50_ms")},
-                    "x_floor": measured["p50_ms"] / floor, "status": status,
+                    "x_floor": measured["p50_ms"] / floor, "status": status, "cpu": cpu_label(),
                 })  # fmt: skip
                 print(f"  {label:24s} threads {count}: p50 {measured['p50_ms']:8.2f} ms "
                       f"({measured['p50_ms'] / floor:5.1f}x floor)", flush=True)  # fmt: skip
@@ -126,23 +130,24 @@ def benchmark_model(name, threads, runs, warmup, work):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", help="registered model names (default: all)")
+    parser.add_argument("--exclude", nargs="+", default=[], help="registered model names to leave out")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts (default: 1 2)")
     parser.add_argument("--runs", type=int, default=50, help="timed calls per measurement (default: 50)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first (default: 10)")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
 
-    from medzoo.bench.report import markdown_table, result_path
+    from medzoo.bench.report import cpu_label, markdown_table, result_path
     from medzoo.io import write_csv
     from medzoo.io import write_bytes_atomic
     from medzoo.models import list_models
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="medzoo-latency-") as work:
-        for name in args.models or list_models():
+        for name in [name for name in args.models or list_models() if name not in args.exclude]:
             print(f"{name}", flush=True)
             rows += benchmark_model(name, args.threads, args.runs, args.warmup, work)
-    table = markdown_table(rows, COLUMNS)
+    table = f"CPU: {cpu_label()}\n\n" + markdown_table(rows, COLUMNS)  # each CSV row names it too
     csv_path = write_csv(result_path(args.out, "latency", ".csv"), rows)
     md_path = result_path(args.out, "latency", ".md")
     write_bytes_atomic(md_path, table + "\n")

@@ -5,7 +5,7 @@
 
 A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
 `<!-- end table -->` (indented like its list item); the file's name (pipeline-, latency-, slide_memory-,
-accuracy_vs_latency-, video_demo-, train_throughput-, echo-, serve_load-) picks the renderer. After a benchmark writes a new CSV,
+accuracy_vs_latency-, video_demo-, train_throughput-, echo-, serve_load-, op_profile-) picks the renderer. After a benchmark writes a new CSV,
 point the marker at it and run this script.
 """
 
@@ -71,7 +71,9 @@ def latency_table(rows, threads="2"):
             per_frame = [f"`{model}` streaming, per new frame", f"{float(first['gmacs']) / frames:.2g} G",
                          f"{float(streaming['floor_ms']):.3g} ms", "", "", _latency_cell(streaming), "", "", "", ""]  # fmt: skip
             body.append(per_frame)
-    return table(["model, input", "MACs", "floor", *LATENCY_RUNTIMES.values()], body)
+    cpu = rows[0].get("cpu") if rows else None  # older files do not name it
+    header = f"CPU: {cpu}\n\n" if cpu else ""
+    return header + table(["model, input", "MACs", "floor", *LATENCY_RUNTIMES.values()], body)
 
 
 def _latency_cell(row):
@@ -205,7 +207,22 @@ def serve_load_table(rows):
                   "one Grad-CAM compiled / eager"], body)  # fmt: skip
 
 
-RENDERERS = {"serve_load": serve_load_table, "echo": echo_table, "pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
+def op_profile_table(rows, top=3):
+    """Per model and artifact: the ops' summed time and the `top` op types with their share."""
+    artifacts = {}
+    for row in rows:
+        artifacts.setdefault((row["model"], row["artifact"]), []).append(row)
+    body = []
+    for (model, artifact), ops in artifacts.items():
+        slowest = sorted(ops, key=lambda row: -float(row["ms"]))[:top]
+        body.append([f"`{model}`", artifact, f"{float(ops[0]['summed_ms']):.3g} ms",
+                     ", ".join(f"{row['op']} x{row['count']} {float(row['ms']):.3g} ms ({float(row['share']):.0%})"
+                               for row in slowest)])  # fmt: skip
+    return f"CPU: {rows[0]['cpu']}, {rows[0]['threads']} threads\n\n" + table(
+        ["model", "artifact", "ops summed", "slowest op types"], body)
+
+
+RENDERERS = {"op_profile": op_profile_table, "serve_load": serve_load_table, "echo": echo_table, "pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
              "accuracy_vs_latency": accuracy_table}  # fmt: skip
 
 

@@ -287,6 +287,13 @@ def format_export_summary(out, sidecar):
         )
     if "size_bytes" in sidecar:
         lines.append(f"  size {sidecar['size_bytes'] / 1024:.0f} KB")
+    if "speed" in sidecar:
+        speed = sidecar["speed"]
+        verdict = "faster" if speed["speedup"] >= 1 else "SLOWER"
+        lines.append(
+            f"  speed on this CPU ({speed['cpu']}, {speed['threads']} threads): {speed['p50_ms']:.3g} ms "
+            f"against float32 {speed['float32_p50_ms']:.3g} ms p50: {verdict} ({speed['speedup']:.2f}x)"
+        )
     lines.append(f"  sidecar {out}.json")
     return "\n".join(lines)
 

@@ -88,6 +88,43 @@ def test_latency_rejects_what_it_cannot_time(tmp_path):
         latency(str(tmp_path / "missing.tflite"))
 
 
+def test_op_profiles_of_litert_and_onnxruntime_cover_every_op(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.tools.flatbuffer_utils import read_model
+
+    from medzoo.bench.op_profile import _one_op_model, litert_op_profile, onnxruntime_op_profile, op_totals
+    from medzoo.export import convert_to_litert, convert_to_onnx
+
+    model = _tiny_conv_model()
+    paths = {suffix: str(tmp_path / f"tiny{suffix}") for suffix in (".tflite", ".onnx")}
+    for suffix, convert in ((".tflite", convert_to_litert), (".onnx", convert_to_onnx)):
+        with open(paths[suffix], "wb") as handle:
+            handle.write(convert(model))
+    litert = litert_op_profile(paths[".tflite"], threads=1, runs=3)
+    assert [row["op"] for row in litert][:2] == ["CONV_2D", "MEAN"] and litert[-1]["op"] == "SOFTMAX"
+    assert litert[0]["shape"] == "1x16x16x4" and all(row["ms"] > 0 for row in litert)
+    onnx = onnxruntime_op_profile(paths[".onnx"], threads=1, runs=3)
+    assert {"Conv", "Softmax"} <= {row["op"] for row in onnx} and all(row["ms"] > 0 for row in onnx)
+    assert len({row["name"] for row in onnx}) == len(onnx)
+    totals = op_totals(litert)
+    assert sum(row["count"] for row in totals) == len(litert) and sum(row["share"] for row in totals) == pytest.approx(1)
+    # The one-op model of the first op computes what that op computes inside the whole model.
+    whole = Interpreter(model_path=paths[".tflite"], experimental_preserve_all_tensors=True)
+    whole.allocate_tensors()
+    x = np.random.default_rng(0).uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)
+    whole.set_tensor(whole.get_input_details()[0]["index"], x)
+    whole.invoke()
+    flat = read_model(paths[".tflite"])
+    op = flat.subgraphs[0].operators[0]
+    content, input_ids = _one_op_model(flat, flat.subgraphs[0], op)
+    single = Interpreter(model_content=content)
+    single.allocate_tensors()
+    single.set_tensor(single.get_input_details()[0]["index"], whole.get_tensor(input_ids[0]))
+    single.invoke()
+    np.testing.assert_allclose(single.get_tensor(single.get_output_details()[0]["index"]),
+                               whole.get_tensor(op.outputs[0]), rtol=1e-6)  # fmt: skip
+
+
 def test_child_measurement_has_its_own_memory_and_floor(tmp_path):
     from medzoo.bench.latency import peak_rss_mb
     from medzoo.bench.measure import measure_in_child

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import medzoo
-from medzoo.cli import main
+from medzoo.cli import format_export_summary, main
 from medzoo.export import (
     ParityError,
     StreamingClassifier,
@@ -72,6 +72,7 @@ def test_every_family_exports_to_every_format(family, format, quantization, phot
         labels=LABELS[: max(2, model.output_shape[-1])],
         top1_agreement=0.0,
         isolate=quantization == "int8",  # the child-process path, where int8 calibration runs
+        compare_speed=False,  # test_quantized_export_is_timed_against_float32
     )
     assert sidecar["status"] == "verified" and sidecar["reason"] is None
     assert json.loads(open(path + ".json").read()) == json.loads(json.dumps(sidecar))
@@ -112,6 +113,42 @@ def test_every_preset_exports_to_builtin_litert_matching_keras(name, tmp_path):
     sidecar = export(model, str(tmp_path / f"{name}.tflite"), validation_data=data, isolate=False)
     assert sidecar["status"] == "verified", sidecar["reason"]
     assert sidecar["parity"]["reference_output_range"] > 1e-4
+
+
+def test_quantized_export_is_timed_against_float32(photos, tmp_path):
+    import warnings
+
+    from medzoo.bench.report import ISA_FLAGS
+    from medzoo.export import QuantizationSlowerWarning
+
+    model = calibrated(FAMILIES["transfer_classifier"](), photos)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sidecar = export(model, str(tmp_path / "m.tflite"), quantization="dynamic", representative_data=photos,
+                         top1_agreement=0.0, isolate=False)  # fmt: skip
+    speed = sidecar["speed"]
+    assert speed["float32_p50_ms"] > 0 and speed["p50_ms"] > 0 and 1 <= speed["threads"] <= 4
+    assert speed["speedup"] == pytest.approx(speed["float32_p50_ms"] / speed["p50_ms"])
+    assert set(speed["cpu_features"]) <= set(ISA_FLAGS) and speed["cpu"].endswith(")")
+    slower = [w for w in caught if issubclass(w.category, QuantizationSlowerWarning)]
+    assert len(slower) == (speed["speedup"] < 1), (speed, [str(w.message) for w in caught])
+    if slower:
+        assert "slower than float32" in str(slower[0].message) and speed["cpu"] in str(slower[0].message)
+    summary = format_export_summary("m.tflite", sidecar)
+    assert f"against float32 {speed['float32_p50_ms']:.3g} ms" in summary
+    assert ("SLOWER" in summary) == (speed["speedup"] < 1)
+    float_sidecar = export(model, str(tmp_path / "f.tflite"), representative_data=photos, isolate=False)
+    assert "speed" not in float_sidecar
+
+
+def test_slower_message_names_the_missing_instructions():
+    from medzoo.export.speed import slower_message
+
+    speed = {"cpu": "AMD EPYC (avx2 fma)", "threads": 2, "p50_ms": 5.0, "float32_p50_ms": 2.5, "speedup": 0.5}
+    without = slower_message("int8", {**speed, "int8_dot_product": False})
+    assert "int8 LiteRT runs 2.00x slower than float32 on AMD EPYC (avx2 fma)" in without
+    assert "no int8 dot-product instructions" in without
+    assert "op_profile" in slower_message("int8", {**speed, "int8_dot_product": True})
 
 
 def test_saved_model_export_matches_keras(photos, tmp_path):

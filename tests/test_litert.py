@@ -100,3 +100,43 @@ def test_flex_ops_are_refused():
 def test_int8_without_representative_data_is_an_error():
     with pytest.raises(ValueError, match="representative_data"):
         convert_to_litert(medzoo.build_transfer_classifier(input_shape=(32, 32, 3)), quantization="int8")
+
+
+@pytest.mark.parametrize("size, kernel, rewritten", [(32, 3, True), (32, 7, True), (31, 3, False), (32, 5, False)])
+def test_stem_convolution_rewrite_keeps_outputs(size, kernel, rewritten):
+    import keras
+
+    from medzoo.export.rewrites import litert_rewrites
+
+    model = keras.Sequential([keras.Input((size, size, 3)), keras.layers.Conv2D(8, kernel, strides=2, padding="same")])
+    x = np.random.default_rng(0).uniform(0, 255, (2, size, size, 3)).astype(np.float32)
+    flatbuffer = convert_to_litert(model)
+    assert ("SPACE_TO_DEPTH" in litert_operators(flatbuffer)) == rewritten
+    np.testing.assert_allclose(LiteRTModel(flatbuffer)(x), model.predict(x, verbose=0), atol=2e-3)  # sums of 255s
+    with litert_rewrites(model) as patched:
+        assert patched == (kernel != 5)  # 5x5: TF's leading pad is 1, off a block edge; odd size: at trace
+    assert "convolution_op" not in vars(model.layers[0])  # the class's method again
+
+
+def test_mobilenet_stems_convert_through_space_to_depth(photos):
+    model = calibrated(medzoo.build_transfer_classifier(input_shape=(64, 64, 3)), photos)
+    flatbuffer = convert_to_litert(model)
+    assert "SPACE_TO_DEPTH" in litert_operators(flatbuffer)
+    expected = model.predict(photos, verbose=0)
+    assert np.abs(LiteRTModel(flatbuffer)(photos) - expected).max() <= FLOAT32_TOLERANCE
+
+
+def test_int8_hard_swish_is_written_as_ops_xnnpack_runs(photos):
+    from medzoo.export.rewrites import litert_rewrites
+
+    model = calibrated(medzoo.build_transfer_classifier(backbone="mobilenet_v3_small", input_shape=(64, 64, 3)),
+                       photos)  # fmt: skip
+    expected = model.predict(photos, verbose=0)
+    with litert_rewrites(model, "int8") as patched:
+        assert patched > 10  # MobileNetV3Small's hard-swish activations and its stem
+        np.testing.assert_allclose(model(photos).numpy(), expected, atol=1e-5)  # the same function
+    assert "HARD_SWISH" in litert_operators(convert_to_litert(model))  # float32: one fused op, faster there
+    int8 = convert_to_litert(model, quantization="int8", representative_data=photos)
+    assert "HARD_SWISH" not in litert_operators(int8)  # no int8 XNNPACK kernel: LiteRT's own ran 10x slower
+    assert np.abs(LiteRTModel(int8)(photos) - expected).mean() < 0.1  # softmax outputs, random weights
+    np.testing.assert_allclose(model.predict(photos, verbose=0), expected)  # hard-swish restored

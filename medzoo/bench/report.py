@@ -17,6 +17,66 @@ def cpu_name():
     return platform.machine()
 
 
+# Instruction sets that decide which kernels a CPU runtime picks (x86 names from
+# /proc/cpuinfo "flags", ARM names from "Features").
+ISA_FLAGS = ("sse4_2", "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16",
+             "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "sve")  # fmt: skip
+INT8_DOT_PRODUCT = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu_features():
+    """The CPU's instruction sets from `ISA_FLAGS` that it has, in that order (empty if unknown).
+
+    Example:
+        >>> set(cpu_features()) <= set(ISA_FLAGS)
+        True
+    """
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    flags.update(value.split())
+    except OSError:
+        pass
+    return [flag for flag in ISA_FLAGS if flag in flags]
+
+
+def has_int8_dot_product(features=None):
+    """True when the CPU has int8 dot-product instructions (VNNI, AMX, ARM dotprod / i8mm).
+
+    Without them int8 convolutions widen to 16 bits and are often slower than float32.
+
+    Example:
+        >>> has_int8_dot_product(["avx2", "fma"]), has_int8_dot_product(["avx512f", "avx512_vnni"])
+        (False, True)
+    """
+    return any(flag in INT8_DOT_PRODUCT for flag in (cpu_features() if features is None else features))
+
+
+def cpu_label():
+    """The CPU for a results table: name, x86 family/model, and its instruction sets.
+
+    Example:
+        >>> cpu_label().startswith(cpu_name().replace("_", " "))
+        True
+    """
+    details = {}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() in ("cpu family", "model") and key.strip() not in details:
+                    details[key.strip()] = value.strip()
+                if not line.strip():
+                    break
+    except OSError:
+        pass
+    model = f" family {details['cpu family']} model {details['model']}" if len(details) == 2 else ""
+    return f"{cpu_name().replace('_', ' ')}{model} ({' '.join(cpu_features()) or 'ISA unknown'})"
+
+
 def result_path(out_dir, stem, suffix):
     """`out_dir/<stem>-<cpu>-<date><suffix>`: a benchmark file named by where and when it ran."""
     return os.path.join(out_dir, f"{stem}-{cpu_name()}-{datetime.date.today()}{suffix}")

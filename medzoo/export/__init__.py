@@ -16,6 +16,7 @@ from medzoo.export.litert import (
 from medzoo.export.onnx import OnnxModel, convert_to_onnx
 from medzoo.export.parity import compare_outputs, predicted_classes
 from medzoo.export.saved_model import SavedModelRunner
+from medzoo.export.speed import QuantizationSlowerWarning, compare_with_float32
 from medzoo.export.streaming import StreamingClassifier, split_sequence_model
 from medzoo.export.worker import convert_to_litert_isolated
 
@@ -24,11 +25,13 @@ __all__ = [
     "LiteRTModel",
     "OnnxModel",
     "ParityError",
+    "QuantizationSlowerWarning",
     "SavedModelRunner",
     "StreamingClassifier",
     "UnsupportedOpsError",
     "check_builtin_only",
     "compare_outputs",
+    "compare_with_float32",
     "convert_to_litert",
     "convert_to_litert_isolated",
     "convert_to_onnx",

@@ -207,6 +207,7 @@ def export(
     accuracy_drop=0.01,
     top1_agreement=0.99,
     isolate=True,
+    compare_speed=True,
 ):
     """Exports `model`, verifies it on real inputs, and writes it with a JSON sidecar.
 
@@ -240,6 +241,9 @@ def export(
             allowed share of samples with Keras' class. Defaults to 0.99.
         isolate: bool. Convert LiteRT in a child process (a converter crash
             becomes an error). Defaults to True.
+        compare_speed: bool. For a verified "dynamic" or "int8" LiteRT file,
+            time it against float32 on this CPU (the sidecar's "speed") and warn
+            `QuantizationSlowerWarning` when it is slower. Defaults to True.
 
     Returns:
         dict, the sidecar written beside the artifact.
@@ -322,6 +326,10 @@ def export(
         final_path = out_path if failure is None else out_path + ".rejected"
         replace_path(staged, final_path)
     sidecar.update(details)
+    if compare_speed and failure is None and format == "litert" and quantization in ("dynamic", "int8"):
+        from medzoo.export.speed import compare_with_float32
+
+        sidecar["speed"] = compare_with_float32(model, final_path, quantization)
     sidecar.update(
         artifact=os.path.basename(final_path),
         parity=parity,

@@ -3,12 +3,15 @@
 Conversion freezes a concrete function with a static batch, so BatchNorm
 folds into convolutions and recurrent layers lower to builtin ops. Recurrent
 layers are unrolled first: Keras 3's LSTM otherwise needs TensorList (Flex)
-ops, which the Android LiteRT runtime lacks.
+ops, which the Android LiteRT runtime lacks. The trace runs under
+`litert_rewrites` (same outputs, ops XNNPACK runs faster).
 """
 
 import re
 
 import numpy as np
+
+from medzoo.export.rewrites import litert_rewrites
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 
@@ -87,9 +90,10 @@ def convert_to_litert(
         raise ValueError("quantization='int8' needs representative_data: real input samples.")
     # Without trackable_obj TF warns of a "deprecated conversion path", but for an
     # already frozen function it gives the same ops 3x faster (3 s vs 11 s measured).
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [_frozen_function(unroll_recurrent_layers(model), batch_size)]
-    )
+    model = unroll_recurrent_layers(model)
+    with litert_rewrites(model, quantization):
+        frozen = _frozen_function(model, batch_size)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

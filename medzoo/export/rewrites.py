@@ -1,0 +1,107 @@
+"""Exact rewrites of a model's ops for LiteRT's CPU kernels, applied only while it is traced for conversion.
+
+Measured per op with `medzoo.bench.op_profile` (XNNPACK, 2 threads, AVX2):
+
+- A stride-2 stem convolution on 3-channel pixels runs badly in XNNPACK: K = 27
+  (3x3x3) is too short a dot product for its GEMM micro-kernels. Space-to-depth
+  first turns it into a stride-1 2x2 convolution over 12 channels with the same
+  outputs; in MobileNetV2's whole 10-frame clip, Conv1 went from 15.1 ms to
+  8.9 ms + 1.0 ms for SPACE_TO_DEPTH.
+- int8 HARD_SWISH has no XNNPACK kernel: it falls back to LiteRT's own kernel
+  (0.35 ms for one 64x64x16 map, where the float op takes 0.03 ms). Written as
+  (x / 6) * relu6(x + 3), the converter keeps MUL and ADD-with-fused-RELU6,
+  which XNNPACK runs in int8: MobileNetV3Small-128 int8 went from 3.16 to 1.77 ms.
+  Float32 keeps the fused HARD_SWISH, faster there.
+
+The Keras model is not changed: layers are patched for the trace and restored.
+"""
+
+import contextlib
+
+
+def _stem_patch(layer):
+    """A `convolution_op` doing `layer`'s stride-2 'same' convolution via space-to-depth, or None."""
+    kernel_size = tuple(layer.kernel_size)
+    size = kernel_size[0]
+    if not (
+        layer.rank == 2
+        and tuple(layer.strides) == (2, 2)
+        and layer.padding == "same"
+        and tuple(layer.dilation_rate) == (1, 1)
+        and layer.groups == 1
+        and layer.data_format == "channels_last"
+        and kernel_size == (size, size)
+        and size % 2 == 1
+        and ((size - 2) // 2) % 2 == 0  # TF's leading 'same' pad falls on a block edge: 3, 7, 11
+        and layer.kernel.shape[2] <= 4  # pixels in: the short dot product the rewrite fixes
+    ):
+        return None
+    original = layer.convolution_op
+
+    def convolution_op(inputs, kernel):
+        import tensorflow as tf
+
+        height, width = inputs.shape[1:3]
+        if height is None or width is None or height % 2 or width % 2:
+            return original(inputs, kernel)
+        blocks = (size + 1) // 2
+        channels, filters = kernel.shape[2], kernel.shape[3]
+        # Kernel row 2*i + r (zero-padded to 2 * blocks) reads space-to-depth block i, row r.
+        padded = tf.pad(kernel, [[0, 2 * blocks - size], [0, 2 * blocks - size], [0, 0], [0, 0]])
+        grouped = tf.reshape(padded, (blocks, 2, blocks, 2, channels, filters))
+        blocked = tf.reshape(tf.transpose(grouped, (0, 2, 1, 3, 4, 5)), (blocks, blocks, 4 * channels, filters))
+        return tf.nn.conv2d(tf.nn.space_to_depth(inputs, 2), blocked, strides=1, padding="SAME")
+
+    return convolution_op
+
+
+def _hard_swish_int8(x):
+    from keras import ops
+
+    return ops.multiply(x * (1.0 / 6.0), ops.relu6(x + 3.0))
+
+
+@contextlib.contextmanager
+def litert_rewrites(model, quantization=None):
+    """Within the block, `model`'s layers compute the LiteRT-friendly forms above (same outputs).
+
+    Args:
+        model: keras.Model, traced inside the block (TensorFlow backend).
+        quantization: None, "float16", "dynamic" or "int8"; the hard-swish
+            rewrite applies to "int8" only. Defaults to None.
+
+    Example:
+        >>> import numpy as np, keras
+        >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, strides=2, padding="same")])
+        >>> x = np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype("float32")
+        >>> with litert_rewrites(model):
+        ...     rewritten = np.asarray(model(x))
+        >>> bool(np.allclose(rewritten, model(x), atol=1e-5))
+        True
+    """
+    import keras
+
+    patched = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Conv2D) and type(layer) is keras.layers.Conv2D:
+            patch = _stem_patch(layer)
+            if patch is not None:
+                patched.append((layer, "convolution_op", patch))
+        if (
+            quantization == "int8"
+            and isinstance(layer, keras.layers.Activation)
+            and layer.activation is keras.activations.hard_swish
+        ):
+            patched.append((layer, "activation", _hard_swish_int8))
+    missing = object()
+    originals = [(layer, attribute, vars(layer).get(attribute, missing)) for layer, attribute, _ in patched]
+    for layer, attribute, replacement in patched:
+        setattr(layer, attribute, replacement)
+    try:
+        yield len(patched)
+    finally:
+        for layer, attribute, original in originals:
+            if original is missing:
+                delattr(layer, attribute)  # the class's method again
+            else:
+                setattr(layer, attribute, original)
