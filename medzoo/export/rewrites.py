@@ -83,7 +83,7 @@ def litert_rewrites(model, quantization=None):
 
     patched = []
     for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.Conv2D) and type(layer) is keras.layers.Conv2D:
+        if type(layer) is keras.layers.Conv2D:  # not subclasses: their call may differ
             patch = _stem_patch(layer)
             if patch is not None:
                 patched.append((layer, "convolution_op", patch))
