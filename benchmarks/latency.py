@@ -102,6 +102,7 @@ def benchmark_model(name, threads, runs, warmup, work):
     inputs = real_inputs(input_shape, 4 if sequence else 8)
     recompute_batchnorm_statistics(model, [inputs])
     macs = model_macs(model)
+    cpu = cpu_label()
     rows = []
     for runtime, precision, path, status in export_artifacts(name, model, inputs, work, sequence):
         runtimes = ("keras", "keras_call") if runtime == "keras" else (runtime,)
@@ -119,7 +120,7 @@ def benchmark_model(name, threads, runs, warmup, work):
                     **{key: measured.get(key) for key in (
                         "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "first_ms", "init_ms",
                         "throughput_per_s", "peak_rss_mb", "file_mb", "sgemm_gflops", "clip_p50_ms")},
-                    "x_floor": measured["p50_ms"] / floor, "status": status, "cpu": cpu_label(),
+                    "x_floor": measured["p50_ms"] / floor, "status": status, "cpu": cpu,
                 })  # fmt: skip
                 print(f"  {label:24s} threads {count}: p50 {measured['p50_ms']:8.2f} ms "
                       f"({measured['p50_ms'] / floor:5.1f}x floor)", flush=True)  # fmt: skip

@@ -62,7 +62,7 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
 
-    from medzoo.bench.op_profile import op_totals
+    from medzoo.bench.op_profile import describe, op_totals
     from medzoo.bench.report import cpu_label, result_path
     from medzoo.io import write_csv
 
@@ -72,9 +72,7 @@ def main(argv=None):
             print(name, flush=True)
             for label, profile in profile_model(name, args.threads, args.runs, work):
                 total = sum(row["ms"] for row in profile)
-                print(f"  {label}: {len(profile)} ops, {total:.2f} ms summed")
-                for row in sorted(profile, key=lambda row: -row["ms"])[: args.top]:
-                    print(f"    {row['ms']:8.3f} ms  {row['op']:18s} {row['shape']:18s} {row['name'][:60]}")
+                print(f"  {label}: " + "\n    ".join(describe(profile, args.top, totals=False)))
                 rows += [{"model": name, "artifact": label, **row, "summed_ms": total, "threads": args.threads,
                           "cpu": cpu} for row in op_totals(profile)]  # fmt: skip
     path = write_csv(result_path(args.out, "op_profile", ".csv"), rows)

@@ -66,9 +66,9 @@ def litert_op_profile(path, inputs=None, threads=2, runs=20, warmup=3):
 
     Example:
         >>> from medzoo import build_transfer_classifier
-        >>> from medzoo.export import export
-        >>> _ = export(build_transfer_classifier(input_shape=(32, 32, 3)), "m.tflite")
-        >>> "CONV_2D" in {row["op"] for row in litert_op_profile("m.tflite", runs=2)}
+        >>> from medzoo.export import convert_to_litert
+        >>> _ = open("/tmp/m.tflite", "wb").write(convert_to_litert(build_transfer_classifier(input_shape=(32, 32, 3))))
+        >>> "CONV_2D" in {row["op"] for row in litert_op_profile("/tmp/m.tflite", runs=2)}
         True
     """
     from ai_edge_litert.interpreter import Interpreter
@@ -117,9 +117,9 @@ def onnxruntime_op_profile(path, inputs=None, threads=2, runs=20, warmup=3):
 
     Example:
         >>> from medzoo import build_transfer_classifier
-        >>> from medzoo.export import export
-        >>> _ = export(build_transfer_classifier(input_shape=(32, 32, 3)), "m.onnx")
-        >>> "Conv" in {row["op"] for row in onnxruntime_op_profile("m.onnx", runs=2)}
+        >>> from medzoo.export import convert_to_onnx
+        >>> _ = open("/tmp/m.onnx", "wb").write(convert_to_onnx(build_transfer_classifier(input_shape=(32, 32, 3))))
+        >>> "Conv" in {row["op"] for row in onnxruntime_op_profile("/tmp/m.onnx", runs=2)}
         True
     """
     import onnxruntime
@@ -178,6 +178,26 @@ def op_totals(rows):
             for op, (count, ms) in sorted(totals.items(), key=lambda item: -item[1][1])]  # fmt: skip
 
 
+def describe(rows, top=15, totals=True):
+    """Printable lines: the op count and summed ms, per-op-type totals (optional), the `top` slowest ops.
+
+    Example:
+        >>> print("\\n".join(describe([{"op": "ADD", "ms": 1.0, "shape": "1x4", "name": "add"}], top=1)))
+        1 ops, 1.00 ms summed
+          ADD                          x1         1.00 ms 100.0%
+        slowest ops:
+             1.000 ms  ADD                    1x4                add
+    """
+    lines = [f"{len(rows)} ops, {sum(row['ms'] for row in rows):.2f} ms summed"]
+    if totals:
+        lines += [f"  {row['op']:28s} x{row['count']:<4d} {row['ms']:9.2f} ms {row['share']:6.1%}"
+                  for row in op_totals(rows)]  # fmt: skip
+    lines.append("slowest ops:")
+    lines += [f"  {row['ms']:8.3f} ms  {row['op']:22s} {row['shape']:18s} {row['name'][:70]}"
+              for row in sorted(rows, key=lambda row: -row["ms"])[:top]]  # fmt: skip
+    return lines
+
+
 def main(argv=None):
     import argparse
 
@@ -189,13 +209,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     profile = litert_op_profile if args.path.endswith(".tflite") else onnxruntime_op_profile
     rows = profile(args.path, threads=args.threads, runs=args.runs)
-    total = sum(row["ms"] for row in rows)
-    print(f"{args.path}: {len(rows)} ops, {total:.2f} ms summed (threads {args.threads})")
-    for row in op_totals(rows):
-        print(f"  {row['op']:28s} x{row['count']:<4d} {row['ms']:9.2f} ms {row['share']:6.1%}")
-    print("slowest ops:")
-    for row in sorted(rows, key=lambda row: -row["ms"])[: args.top]:
-        print(f"  {row['ms']:8.3f} ms  {row['op']:22s} {row['shape']:18s} {row['name'][:70]}")
+    print(f"{args.path} (threads {args.threads}): " + "\n".join(describe(rows, args.top)))
     return 0
 
 

@@ -1,20 +1,31 @@
 """Benchmark results: files named by their conditions (CPU, date), and markdown tables."""
 
 import datetime
+import functools
 import os
 import platform
 
 
-def cpu_name():
-    """The CPU model as a file-name-safe string, e.g. "AMD_EPYC_7B13" (else the architecture)."""
+@functools.lru_cache(maxsize=1)
+def _first_cpu():
+    """The first processor's /proc/cpuinfo fields (key -> value; ARM's "Features" included), read once."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip().replace(" ", "_")
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.machine()
+    return fields
+
+
+def cpu_name():
+    """The CPU model as a file-name-safe string, e.g. "AMD_EPYC_7B13" (else the architecture)."""
+    name = _first_cpu().get("model name")
+    return name.replace(" ", "_") if name else platform.machine()
 
 
 # Instruction sets that decide which kernels a CPU runtime picks (x86 names from
@@ -31,15 +42,8 @@ def cpu_features():
         >>> set(cpu_features()) <= set(ISA_FLAGS)
         True
     """
-    flags = set()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    flags.update(value.split())
-    except OSError:
-        pass
+    fields = _first_cpu()
+    flags = set(fields.get("flags", "").split()) | set(fields.get("Features", "").split())
     return [flag for flag in ISA_FLAGS if flag in flags]
 
 
@@ -62,18 +66,9 @@ def cpu_label():
         >>> cpu_label().startswith(cpu_name().replace("_", " "))
         True
     """
-    details = {}
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() in ("cpu family", "model") and key.strip() not in details:
-                    details[key.strip()] = value.strip()
-                if not line.strip():
-                    break
-    except OSError:
-        pass
-    model = f" family {details['cpu family']} model {details['model']}" if len(details) == 2 else ""
+    fields = _first_cpu()
+    model = (f" family {fields['cpu family']} model {fields['model']}"
+             if "cpu family" in fields and "model" in fields else "")  # fmt: skip
     return f"{cpu_name().replace('_', ' ')}{model} ({' '.join(cpu_features()) or 'ISA unknown'})"
 
 
