@@ -1,11 +1,12 @@
 """Latency of medzoo models across runtimes, precisions and threads, against the compute floor.
 
-    python benchmarks/latency.py [--models slide_background ...] [--exclude ...] [--threads 1 2] [--runs 50]
+    python benchmarks/latency.py [--models slide_background ...] [--exclude ...] [--threads 1 2] [--runs 50] [--resume]
 
 For every model (default: every registered model, at its default size, batch 1):
 Keras `predict`, the model in a `tf.function` ("keras_call"), LiteRT float32 /
 float16 / dynamic / int8 (XNNPACK) and ONNX Runtime, each at each thread count,
-each in a fresh process (its own peak RSS, TensorFlow's thread count honoured).
+each in a fresh process (its own peak RSS, TensorFlow's thread count honoured);
+each model is built and exported in a process of its own too.
 Sequence models shaped like the CNN-LSTM also run as a streaming LiteRT pair
 (per new frame); a video transformer attends over the whole clip and does not.
 
@@ -18,10 +19,11 @@ The floor is the model's MACs (counted from the graph) x 2 / the float32 SGEMM
 rate numpy reaches in the same child at the same thread count; `x_floor` is
 p50 / floor. Every row names the CPU with its instruction sets (int8 is fast
 only with int8 dot-product instructions: VNNI, AMX, ARM dotprod). Writes
-`latency-<cpu>-<date>.csv` and `.md` and prints the table.
+`latency-<cpu>-<date>.csv` and `.md` after every model and prints the table.
 """
 
 import argparse
+import csv
 import os
 import sys
 import tempfile
@@ -80,6 +82,9 @@ def export_artifacts(name, model, inputs, work, sequence):
                             compare_speed=False)["status"]  # fmt: skip
         except ParityError:
             path, status = path + ".rejected", "rejected (parity)"
+        except Exception as error:  # a converter failure is a row of the table, not the end of the run
+            print(f"  failed: {type(error).__name__}: {error}", flush=True)
+            path, status = None, f"failed ({type(error).__name__})"
         runtime = "onnxruntime" if format_name == "onnx" else format_name
         artifacts.append((runtime, precision, path, status))
     return artifacts
@@ -108,12 +113,16 @@ def benchmark_model(name, threads, runs, warmup, work):
         runtimes = ("keras", "keras_call") if runtime == "keras" else (runtime,)
         for runtime_name in runtimes:
             for count in threads:
+                label = runtime_name if runtime_name.startswith("keras") else f"{runtime_name} {precision}"
+                if path is None:
+                    rows.append({"model": name, "input": "x".join(map(str, input_shape)), "runtime": label,
+                                 "threads": count, "gmacs": macs / 1e9, "status": status, "cpu": cpu})  # fmt: skip
+                    continue
                 job = {"path": path, "runtime": runtime_name, "threads": count, "runs": runs,
                        "warmup": warmup, "clip_frames": input_shape[0]}  # fmt: skip
                 measured = measure_in_child(job)
                 floor = floor_ms(macs / (input_shape[0] if runtime_name == "litert_streaming" else 1),
                                  measured["sgemm_gflops"])  # fmt: skip
-                label = runtime_name if runtime_name.startswith("keras") else f"{runtime_name} {precision}"
                 rows.append({
                     "model": name, "input": "x".join(map(str, input_shape)), "runtime": label,
                     "threads": count, "gmacs": macs / 1e9, "floor_ms": floor,
@@ -128,6 +137,16 @@ def benchmark_model(name, threads, runs, warmup, work):
     return rows
 
 
+def benchmark_in_child(name, threads, runs, warmup, work):
+    """`benchmark_model` in a fresh process: the converter's graphs of a big model (ViViT-base held 21 GB
+    after its exports) are freed before the next model."""
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(benchmark_model, name, threads, runs, warmup, work).result()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", help="registered model names (default: all)")
@@ -135,6 +154,8 @@ def main(argv=None):
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="thread counts (default: 1 2)")
     parser.add_argument("--runs", type=int, default=50, help="timed calls per measurement (default: 50)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first (default: 10)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the models today's file on this CPU holds and measure the rest")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
 
@@ -143,15 +164,19 @@ def main(argv=None):
     from medzoo.io import write_bytes_atomic
     from medzoo.models import list_models
 
+    csv_path, md_path = result_path(args.out, "latency", ".csv"), result_path(args.out, "latency", ".md")
+    names = [name for name in args.models or list_models() if name not in args.exclude]
     rows = []
+    if args.resume and os.path.isfile(csv_path):  # today's file on this CPU: its finished models stay
+        with open(csv_path, newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row["model"] in names]
     with tempfile.TemporaryDirectory(prefix="medzoo-latency-") as work:
-        for name in [name for name in args.models or list_models() if name not in args.exclude]:
+        for name in [name for name in names if name not in {row["model"] for row in rows}]:
             print(f"{name}", flush=True)
-            rows += benchmark_model(name, args.threads, args.runs, args.warmup, work)
-    table = f"CPU: {cpu_label()}\n\n" + markdown_table(rows, COLUMNS)  # each CSV row names it too
-    csv_path = write_csv(result_path(args.out, "latency", ".csv"), rows)
-    md_path = result_path(args.out, "latency", ".md")
-    write_bytes_atomic(md_path, table + "\n")
+            rows += benchmark_in_child(name, args.threads, args.runs, args.warmup, work)
+            table = f"CPU: {cpu_label()}\n\n" + markdown_table(rows, COLUMNS)  # each CSV row names it too
+            write_csv(csv_path, rows)  # after every model: a long run that dies keeps what it measured
+            write_bytes_atomic(md_path, table + "\n")
     print(table)
     print(f"wrote {csv_path} and {md_path}")
     return 0

@@ -18,7 +18,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 FAMILIES = ("slide_background", "transfer_classifier", "stroke_dual_backbone", "deepfake_cnn_lstm",
-            "slide_origin_poolformer")  # fmt: skip
+            "slide_origin_poolformer", "slide_origin_swinv2", "ct_slice_classifier")  # fmt: skip
 ARTIFACTS = (("litert", None, ".tflite"), ("litert", "int8", ".tflite"), ("onnx", None, ".onnx"))
 
 

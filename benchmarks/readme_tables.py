@@ -79,6 +79,8 @@ def latency_table(rows, threads="2"):
 def _latency_cell(row):
     if row is None:
         return ""
+    if row["status"].startswith("failed"):
+        return "export failed"
     p50 = float(row["p50_ms"])
     cell = f"{p50:,.0f}" if p50 >= 100 else f"{p50:.3g}"
     if row["runtime"].startswith(("litert", "onnxruntime")) and row["runtime"] != "litert dynamic":

@@ -96,9 +96,12 @@ def test_every_family_exports_to_every_format(family, format, quantization, phot
         assert sidecar["opset"] == 17
 
 
-# ct_sequence_vivit is video_transformer at config "base": the same layers, which test_video_transformer.py
-# exports (both encoders, LiteRT and ONNX); converting its 88 M parameters adds a minute, not coverage.
-SAME_LAYERS_AS_A_TESTED_MODEL = {"ct_sequence_vivit"} | SAME_LAYERS_AS_THE_BACKBONE_TESTS
+# Presets whose layers another export test converts already, with only plain settings (sizes, class count,
+# dropout) changed: ct_sequence_vivit is video_transformer at config "base" (test_video_transformer.py exports
+# both encoders; its 88 M parameters add a minute, not coverage); slide_origin is ct_slice_classifier's
+# ConvNeXt at Small's depth (30 s more); the two CNN-LSTM presets are the cnn_lstm family's graph.
+SAME_LAYERS_AS_A_TESTED_MODEL = ({"ct_sequence_vivit", "slide_origin", "deepfake_cnn_lstm", "ct_sequence_cnn_lstm"}
+                                 | SAME_LAYERS_AS_THE_BACKBONE_TESTS)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", [name for name in list_models()
@@ -149,6 +152,30 @@ def test_slower_message_names_the_missing_instructions():
     assert "int8 LiteRT runs 2.00x slower than float32 on AMD EPYC (avx2 fma)" in without
     assert "no int8 dot-product instructions" in without
     assert "op_profile" in slower_message("int8", {**speed, "int8_dot_product": True})
+
+
+# Depthwise (one input channel per group, 1 or 2 outputs each) and two channels per group, strides 1 and 2.
+@pytest.mark.parametrize("channels, filters, groups, strides", [(4, 8, 4, 1), (4, 6, 2, 1), (4, 4, 4, 2), (6, 6, 3, 2)])
+def test_grouped_convolutions_are_rewritten_for_onnx_exactly(channels, filters, groups, strides):
+    from medzoo.export.onnx import OnnxModel, convert_to_onnx
+    from medzoo.export.rewrites import onnx_rewrites
+
+    model = keras.Sequential([keras.Input((9, 9, channels)),
+                              keras.layers.Conv2D(filters, 3, strides=strides, groups=groups, padding="same")])  # fmt: skip
+    x = np.random.default_rng(0).normal(size=(2, 9, 9, channels)).astype(np.float32)
+    expected = model.predict(x, verbose=0)  # Keras' grouped convolution (an XLA-compiled function on CPU)
+    with onnx_rewrites(model) as patched:
+        assert patched == 1
+        np.testing.assert_allclose(model(x), expected, atol=1e-5)
+    assert "convolution_op" not in vars(model.layers[0])  # the class's method again
+    np.testing.assert_allclose(OnnxModel(convert_to_onnx(model))(x), expected, atol=1e-5)
+
+
+def test_convnext_exports_to_onnx(photos, tmp_path):
+    """Its grouped convolutions, exact GELU and fixed input normalisation each stopped tf2onnx before the rewrites."""
+    model = create_model("ct_slice_classifier", input_shape=(64, 64, 3))
+    sidecar = export(model, str(tmp_path / "convnext.onnx"), format="onnx", validation_data=photos, isolate=False)
+    assert sidecar["status"] == "verified" and sidecar["parity"]["reference_output_range"] > 1e-4
 
 
 def test_saved_model_export_matches_keras(photos, tmp_path):

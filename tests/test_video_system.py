@@ -129,6 +129,17 @@ def test_keras_litert_onnx_and_streaming_predict_the_same_labels(video_run, vide
 
 
 @shares_the_run
+def test_the_trained_clip_model_exports_to_verified_int8(video_run, tmp_path, capsys):
+    """Whole-clip CNN-LSTM (LSTM unrolled) in full int8, calibrated on the run's training clips and gated
+    against Keras on its held-out clips; the command also times it against float32 on this CPU."""
+    out = tmp_path / "s1_int8.tflite"
+    assert main(["export", str(video_run), "--quantization", "int8", "--out", str(out)]) == 0
+    sidecar = json.loads((tmp_path / "s1_int8.tflite.json").read_text())
+    assert sidecar["status"] == "verified" and sidecar["quantization"] == "int8"
+    assert sidecar["speed"]["float32_p50_ms"] > 0 and "speed on this CPU" in capsys.readouterr().out
+
+
+@shares_the_run
 def test_predict_lists_bad_files_and_goes_on(video_run, video_folder, tmp_path, capsys):
     (tmp_path / "broken.mp4").write_text("not a video")
     out = tmp_path / "predictions.csv"
@@ -186,11 +197,12 @@ def test_fine_tuning_trains_the_backbone_and_weight_averaging_survives_a_kill(tm
     for index, frame in enumerate(frames):
         (images / str(index % 2)).mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(images / str(index % 2) / f"f{index}.png"), frame[..., ::-1])
-    # Head for 1 epoch, then the whole backbone (no trainable_layers) for 2, averaged from epoch 1.
+    # Head for 1 epoch, then the whole backbone (no trainable_layers) for 2, averaged from epoch 1; eager:
+    # tracing each phase's train step costs more than its 2-step epochs.
     config = json.dumps({"model": "transfer_classifier", "epochs": 1, "batch_size": 4, "swa_start_epoch": 1,
                          "fine_tune": {"epochs": 2, "learning_rate": 1e-3},
                          "model_kwargs": {"backbone": "mobilenet_v3_small", "input_shape": [32, 32, 3]},
-                         "early_stopping_patience": None, "reduce_lr_patience": None,
+                         "early_stopping_patience": None, "reduce_lr_patience": None, "run_eagerly": True,
                          "data": {"train": str(images), "val_fraction": 0}})  # fmt: skip
     killed = subprocess.run([sys.executable, "-c", SWA_RUN.format(repo=REPO, kill_epoch=1, config=config),
                              str(tmp_path / "a")], capture_output=True, text=True)  # fmt: skip

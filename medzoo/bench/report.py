@@ -72,9 +72,22 @@ def cpu_label():
     return f"{cpu_name().replace('_', ' ')}{model} ({' '.join(cpu_features()) or 'ISA unknown'})"
 
 
+def cpu_file_name():
+    """`cpu_name()` with the x86 family and model, e.g. "AMD_EPYC_f25m17": one marketing name covers
+    CPUs of different generations (a Zen 1 and a Zen 4 both report "AMD EPYC" on some clouds).
+
+    Example:
+        >>> cpu_file_name().startswith(cpu_name())
+        True
+    """
+    fields = _first_cpu()
+    generation = f"_f{fields['cpu family']}m{fields['model']}" if "cpu family" in fields and "model" in fields else ""
+    return cpu_name() + generation
+
+
 def result_path(out_dir, stem, suffix):
-    """`out_dir/<stem>-<cpu>-<date><suffix>`: a benchmark file named by where and when it ran."""
-    return os.path.join(out_dir, f"{stem}-{cpu_name()}-{datetime.date.today()}{suffix}")
+    """`out_dir/<stem>-<cpu>-<date><suffix>`: a benchmark file named by where (`cpu_file_name`) and when it ran."""
+    return os.path.join(out_dir, f"{stem}-{cpu_file_name()}-{datetime.date.today()}{suffix}")
 
 
 def markdown_table(rows, columns):

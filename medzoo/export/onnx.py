@@ -31,6 +31,8 @@ def convert_to_onnx(model, opset=DEFAULT_OPSET):
     import tf2onnx
     from keras.src.export.tf2onnx_lib import patch_tf2onnx
 
+    from medzoo.export.rewrites import onnx_rewrites
+
     if len(model.inputs) != 1:
         raise ValueError(f"ONNX export takes one-input models; {model.name} has {len(model.inputs)}.")
     spec = tf.TensorSpec((None,) + tuple(model.inputs[0].shape[1:]), tf.float32, name="input")
@@ -40,7 +42,8 @@ def convert_to_onnx(model, opset=DEFAULT_OPSET):
     level = tf2onnx_logger.level
     tf2onnx_logger.setLevel(logging.CRITICAL)
     try:
-        proto, _ = tf2onnx.convert.from_function(function, [spec], opset=opset)
+        with onnx_rewrites(model):
+            proto, _ = tf2onnx.convert.from_function(function, [spec], opset=opset)
     finally:
         tf2onnx_logger.setLevel(level)
     return proto.SerializeToString()

@@ -13,6 +13,19 @@ Measured per op with `medzoo.bench.op_profile` (XNNPACK, 2 threads, AVX2):
   which XNNPACK runs in int8: MobileNetV3Small-128 int8 went from 3.16 to 1.77 ms.
   Float32 keeps the fused HARD_SWISH, faster there.
 
+
+For ONNX (tf2onnx), two rewrites make ConvNeXt convert at all:
+
+- Keras' TensorFlow backend computes a grouped convolution (ConvNeXt's depthwise
+  7x7) inside a nested XLA-compiled function (TF's CPU kernel has no groups);
+  tf2onnx leaves it as a StatefulPartitionedCall node ONNX Runtime cannot load.
+  It is written with TF's depthwise convolution (or one convolution per group).
+- Exact GELU goes through TF's Erfc, which tf2onnx has no mapping for; it is
+  written as 0.5 x (1 + erf(x / sqrt 2)) (ONNX Erf).
+- A `Normalization` layer built from given mean and variance holds them as eager
+  tensors, which the traced function captures as extra inputs tf2onnx does not
+  fold; as numpy arrays they become constants.
+
 The Keras model is not changed: layers are patched for the trace and restored.
 """
 
@@ -55,6 +68,31 @@ def _stem_patch(layer):
     return convolution_op
 
 
+def _grouped_patch(layer):
+    """A `convolution_op` doing `layer`'s grouped convolution with ungrouped TF ops, or None."""
+    if layer.groups == 1 or layer.rank != 2 or layer.data_format != "channels_last":
+        return None
+
+    def convolution_op(inputs, kernel):
+        import tensorflow as tf
+
+        groups, strides, padding = layer.groups, (1, *layer.strides, 1), layer.padding.upper()
+        dilations = tuple(layer.dilation_rate)
+        if kernel.shape[2] == 1:  # one input channel per group: output g * m + j reads channel g
+            depthwise = tf.reshape(kernel, (*kernel.shape[:2], groups, kernel.shape[3] // groups))
+            return tf.nn.depthwise_conv2d(inputs, depthwise, strides, padding, dilations=dilations)
+        pieces = zip(tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1))
+        return tf.concat([tf.nn.conv2d(x, k, strides, padding, dilations=dilations) for x, k in pieces], axis=-1)
+
+    return convolution_op
+
+
+def _gelu_erf(x):
+    from keras import ops
+
+    return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
+
+
 def _hard_swish_int8(x):
     from keras import ops
 
@@ -93,6 +131,42 @@ def litert_rewrites(model, quantization=None):
             and layer.activation is keras.activations.hard_swish
         ):
             patched.append((layer, "activation", _hard_swish_int8))
+    with _patched(patched) as count:
+        yield count
+
+
+@contextlib.contextmanager
+def onnx_rewrites(model):
+    """Within the block, `model`'s grouped convolutions, exact GELUs and fixed normalisations trace to what
+    tf2onnx converts (same outputs).
+
+    Example:
+        >>> import numpy as np, keras
+        >>> model = keras.Sequential([keras.Input((8, 8, 4)), keras.layers.Conv2D(8, 3, groups=4, padding="same")])
+        >>> x = np.random.default_rng(0).normal(size=(1, 8, 8, 4)).astype("float32")
+        >>> with onnx_rewrites(model):
+        ...     rewritten = np.asarray(model(x))
+        >>> bool(np.allclose(rewritten, model(x), atol=1e-5))
+        True
+    """
+    import keras
+    import numpy as np
+
+    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+              if type(layer) is keras.layers.Conv2D]  # fmt: skip
+    patched = [(layer, "convolution_op", patch) for layer in layers if (patch := _grouped_patch(layer))]
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.gelu:
+            patched.append((layer, "activation", _gelu_erf))
+        if isinstance(layer, keras.layers.Normalization) and getattr(layer, "input_mean", None) is not None:
+            patched += [(layer, name, np.asarray(getattr(layer, name))) for name in ("mean", "variance")]
+    with _patched(patched) as count:
+        yield count
+
+
+@contextlib.contextmanager
+def _patched(patched):
+    """Sets each (layer, attribute, replacement) for the block; restores the layers after it."""
     missing = object()
     originals = [(layer, attribute, vars(layer).get(attribute, missing)) for layer, attribute, _ in patched]
     for layer, attribute, replacement in patched:
