@@ -82,7 +82,7 @@ def export_artifacts(name, model, inputs, work, sequence):
                             compare_speed=False)["status"]  # fmt: skip
         except ParityError:
             path, status = path + ".rejected", "rejected (parity)"
-        except Exception as error:  # a converter failure is a row of the table, not the end of the run
+        except RuntimeError as error:  # a refused conversion is a row of the table, not the end of the run
             print(f"  failed: {type(error).__name__}: {error}", flush=True)
             path, status = None, f"failed ({type(error).__name__})"
         runtime = "onnxruntime" if format_name == "onnx" else format_name
@@ -90,13 +90,12 @@ def export_artifacts(name, model, inputs, work, sequence):
     return artifacts
 
 
-def benchmark_model(name, threads, runs, warmup, work):
+def benchmark_model(name, threads, runs, warmup, work, cpu):
     """All rows of one registered model."""
     import keras
 
     from medzoo.bench import floor_ms, model_macs
     from medzoo.bench.measure import measure_in_child
-    from medzoo.bench.report import cpu_label
     from medzoo.models import create_model, get_model_info
     from medzoo.train import recompute_batchnorm_statistics
 
@@ -107,16 +106,16 @@ def benchmark_model(name, threads, runs, warmup, work):
     inputs = real_inputs(input_shape, 4 if sequence else 8)
     recompute_batchnorm_statistics(model, [inputs])
     macs = model_macs(model)
-    cpu = cpu_label()
     rows = []
     for runtime, precision, path, status in export_artifacts(name, model, inputs, work, sequence):
         runtimes = ("keras", "keras_call") if runtime == "keras" else (runtime,)
         for runtime_name in runtimes:
             for count in threads:
                 label = runtime_name if runtime_name.startswith("keras") else f"{runtime_name} {precision}"
-                if path is None:
-                    rows.append({"model": name, "input": "x".join(map(str, input_shape)), "runtime": label,
-                                 "threads": count, "gmacs": macs / 1e9, "status": status, "cpu": cpu})  # fmt: skip
+                row = {"model": name, "input": "x".join(map(str, input_shape)), "runtime": label, "threads": count,
+                       "gmacs": macs / 1e9, "status": status, "cpu": cpu}  # fmt: skip
+                if path is None:  # the export failed: the row says so, with no timings
+                    rows.append(row)
                     continue
                 job = {"path": path, "runtime": runtime_name, "threads": count, "runs": runs,
                        "warmup": warmup, "clip_frames": input_shape[0]}  # fmt: skip
@@ -124,12 +123,11 @@ def benchmark_model(name, threads, runs, warmup, work):
                 floor = floor_ms(macs / (input_shape[0] if runtime_name == "litert_streaming" else 1),
                                  measured["sgemm_gflops"])  # fmt: skip
                 rows.append({
-                    "model": name, "input": "x".join(map(str, input_shape)), "runtime": label,
-                    "threads": count, "gmacs": macs / 1e9, "floor_ms": floor,
+                    **row, "floor_ms": floor,
                     **{key: measured.get(key) for key in (
                         "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "first_ms", "init_ms",
                         "throughput_per_s", "peak_rss_mb", "file_mb", "sgemm_gflops", "clip_p50_ms")},
-                    "x_floor": measured["p50_ms"] / floor, "status": status, "cpu": cpu,
+                    "x_floor": measured["p50_ms"] / floor,
                 })  # fmt: skip
                 print(f"  {label:24s} threads {count}: p50 {measured['p50_ms']:8.2f} ms "
                       f"({measured['p50_ms'] / floor:5.1f}x floor)", flush=True)  # fmt: skip
@@ -137,14 +135,20 @@ def benchmark_model(name, threads, runs, warmup, work):
     return rows
 
 
-def benchmark_in_child(name, threads, runs, warmup, work):
-    """`benchmark_model` in a fresh process: the converter's graphs of a big model (ViViT-base held 21 GB
+def read_row(row):
+    """A CSV row with its numbers as numbers again (the markdown table formats numbers, not text)."""
+    return {key: (None if value == "" else int(value) if COLUMNS.get(key) == "d" else float(value))
+            if key in COLUMNS and COLUMNS[key] else value for key, value in row.items()}  # fmt: skip
+
+
+def benchmark_in_child(*args):
+    """`benchmark_model(*args)` in a fresh process: the converter's graphs of a big model (ViViT-base held 21 GB
     after its exports) are freed before the next model."""
     import concurrent.futures
     import multiprocessing
 
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(benchmark_model, name, threads, runs, warmup, work).result()
+        return pool.submit(benchmark_model, *args).result()
 
 
 def main(argv=None):
@@ -160,24 +164,29 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from medzoo.bench.report import cpu_label, markdown_table, result_path
-    from medzoo.io import write_csv
-    from medzoo.io import write_bytes_atomic
+    from medzoo.io import write_bytes_atomic, write_csv
     from medzoo.models import list_models
 
     csv_path, md_path = result_path(args.out, "latency", ".csv"), result_path(args.out, "latency", ".md")
     names = [name for name in args.models or list_models() if name not in args.exclude]
-    rows = []
+    rows, cpu = [], cpu_label()
     if args.resume and os.path.isfile(csv_path):  # today's file on this CPU: its finished models stay
         with open(csv_path, newline="") as handle:
-            rows = [row for row in csv.DictReader(handle) if row["model"] in names]
+            rows = [read_row(row) for row in csv.DictReader(handle) if row["model"] in names]
+
+    def save():
+        table = f"CPU: {cpu}\n\n" + markdown_table(rows, COLUMNS)  # each CSV row names it too
+        write_csv(csv_path, rows)
+        write_bytes_atomic(md_path, table + "\n")
+        return table
+
+    done = {row["model"] for row in rows}
     with tempfile.TemporaryDirectory(prefix="medzoo-latency-") as work:
-        for name in [name for name in names if name not in {row["model"] for row in rows}]:
+        for name in [name for name in names if name not in done]:
             print(f"{name}", flush=True)
-            rows += benchmark_in_child(name, args.threads, args.runs, args.warmup, work)
-            table = f"CPU: {cpu_label()}\n\n" + markdown_table(rows, COLUMNS)  # each CSV row names it too
-            write_csv(csv_path, rows)  # after every model: a long run that dies keeps what it measured
-            write_bytes_atomic(md_path, table + "\n")
-    print(table)
+            rows += benchmark_in_child(name, args.threads, args.runs, args.warmup, work, cpu)
+            save()  # after every model: a long run that dies keeps what it measured
+    print(save())
     print(f"wrote {csv_path} and {md_path}")
     return 0
 

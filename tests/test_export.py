@@ -178,6 +178,20 @@ def test_convnext_exports_to_onnx(photos, tmp_path):
     assert sidecar["status"] == "verified" and sidecar["parity"]["reference_output_range"] > 1e-4
 
 
+def test_an_onnx_graph_onnx_runtime_cannot_load_is_refused_not_written(photos, tmp_path, monkeypatch, capsys):
+    import medzoo.export.onnx
+
+    model = calibrated(FAMILIES["transfer_classifier"](), photos)
+    monkeypatch.setattr(medzoo.export.onnx, "convert_to_onnx", lambda model, opset: b"not an onnx graph")
+    with pytest.raises(UnsupportedOpsError, match="tf2onnx wrote a graph of .* ONNX Runtime cannot load"):
+        export(model, str(tmp_path / "m.onnx"), format="onnx", validation_data=photos)
+    assert os.listdir(tmp_path) == []  # no artifact, no staging leftovers
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "export_samples.npz", x=photos)
+    assert main(["export", str(tmp_path), "--format", "onnx"]) == 1  # a message, not onnxruntime's traceback
+    assert "REJECTED: tf2onnx wrote a graph" in capsys.readouterr().err
+
+
 def test_saved_model_export_matches_keras(photos, tmp_path):
     model = calibrated(FAMILIES["transfer_classifier"](), photos)
     sidecar = export(model, str(tmp_path / "saved"), format="saved_model", validation_data=photos)

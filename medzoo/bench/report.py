@@ -22,6 +22,12 @@ def _first_cpu():
     return fields
 
 
+def _generation():
+    """The x86 (family, model) of the first processor, or None (ARM, or no /proc/cpuinfo)."""
+    fields = _first_cpu()
+    return (fields["cpu family"], fields["model"]) if "cpu family" in fields and "model" in fields else None
+
+
 def cpu_name():
     """The CPU model as a file-name-safe string, e.g. "AMD_EPYC_7B13" (else the architecture)."""
     name = _first_cpu().get("model name")
@@ -66,9 +72,8 @@ def cpu_label():
         >>> cpu_label().startswith(cpu_name().replace("_", " "))
         True
     """
-    fields = _first_cpu()
-    model = (f" family {fields['cpu family']} model {fields['model']}"
-             if "cpu family" in fields and "model" in fields else "")  # fmt: skip
+    generation = _generation()
+    model = f" family {generation[0]} model {generation[1]}" if generation else ""
     return f"{cpu_name().replace('_', ' ')}{model} ({' '.join(cpu_features()) or 'ISA unknown'})"
 
 
@@ -80,9 +85,8 @@ def cpu_file_name():
         >>> cpu_file_name().startswith(cpu_name())
         True
     """
-    fields = _first_cpu()
-    generation = f"_f{fields['cpu family']}m{fields['model']}" if "cpu family" in fields and "model" in fields else ""
-    return cpu_name() + generation
+    generation = _generation()
+    return cpu_name() + (f"_f{generation[0]}m{generation[1]}" if generation else "")
 
 
 def result_path(out_dir, stem, suffix):

@@ -112,12 +112,18 @@ def _write_litert(model, staged, options):
 
 
 def _write_onnx(model, staged, options):
+    from medzoo.export.litert import UnsupportedOpsError
     from medzoo.export.onnx import OnnxModel, convert_to_onnx
 
     serialized = convert_to_onnx(model, opset=options["opset"])
     with open(staged, "wb") as handle:
         handle.write(serialized)
-    return OnnxModel(staged), {"opset": options["opset"], "size_bytes": len(serialized)}
+    try:
+        runner = OnnxModel(staged)
+    except Exception as error:  # onnxruntime's load errors (InvalidGraph, ...) derive from Exception only
+        raise UnsupportedOpsError(f"tf2onnx wrote a graph of {model.name} that ONNX Runtime cannot load: "
+                                  f"{str(error)[:500]}") from error  # fmt: skip
+    return runner, {"opset": options["opset"], "size_bytes": len(serialized)}
 
 
 def _write_saved_model(model, staged, options):

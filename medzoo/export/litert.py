@@ -17,7 +17,8 @@ QUANTIZATIONS = (None, "float16", "dynamic", "int8")
 
 
 class UnsupportedOpsError(RuntimeError):
-    """A converted model needs ops outside LiteRT's builtin set (Flex/custom)."""
+    """A converted model needs ops its runtime lacks: outside LiteRT's builtin set (Flex/custom), or an ONNX
+    graph ONNX Runtime cannot load."""
 
 
 def unroll_recurrent_layers(model):

@@ -13,8 +13,7 @@ Measured per op with `medzoo.bench.op_profile` (XNNPACK, 2 threads, AVX2):
   which XNNPACK runs in int8: MobileNetV3Small-128 int8 went from 3.16 to 1.77 ms.
   Float32 keeps the fused HARD_SWISH, faster there.
 
-
-For ONNX (tf2onnx), two rewrites make ConvNeXt convert at all:
+For ONNX (tf2onnx), three rewrites make ConvNeXt convert at all:
 
 - Keras' TensorFlow backend computes a grouped convolution (ConvNeXt's depthwise
   7x7) inside a nested XLA-compiled function (TF's CPU kernel has no groups);
@@ -99,7 +98,34 @@ def _hard_swish_int8(x):
     return ops.multiply(x * (1.0 / 6.0), ops.relu6(x + 3.0))
 
 
-@contextlib.contextmanager
+def _litert_rules(quantization):
+    """Per layer, the (attribute, replacement) pairs of the LiteRT rewrites."""
+    import keras
+
+    def rules(layer):
+        # Conv2D itself, not subclasses: their call may differ.
+        if type(layer) is keras.layers.Conv2D and (patch := _stem_patch(layer)):
+            return [("convolution_op", patch)]
+        hard_swish = isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.hard_swish
+        return [("activation", _hard_swish_int8)] if hard_swish and quantization == "int8" else []
+
+    return rules
+
+
+def _onnx_rules(layer):
+    """The (attribute, replacement) pairs of the ONNX rewrites for `layer`."""
+    import keras
+    import numpy as np
+
+    if type(layer) is keras.layers.Conv2D and (patch := _grouped_patch(layer)):
+        return [("convolution_op", patch)]
+    if isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.gelu:
+        return [("activation", _gelu_erf)]
+    if isinstance(layer, keras.layers.Normalization) and getattr(layer, "input_mean", None) is not None:
+        return [(name, np.asarray(getattr(layer, name))) for name in ("mean", "variance")]
+    return []
+
+
 def litert_rewrites(model, quantization=None):
     """Within the block, `model`'s layers compute the LiteRT-friendly forms above (same outputs).
 
@@ -117,25 +143,9 @@ def litert_rewrites(model, quantization=None):
         >>> bool(np.allclose(rewritten, model(x), atol=1e-5))
         True
     """
-    import keras
-
-    patched = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if type(layer) is keras.layers.Conv2D:  # not subclasses: their call may differ
-            patch = _stem_patch(layer)
-            if patch is not None:
-                patched.append((layer, "convolution_op", patch))
-        if (
-            quantization == "int8"
-            and isinstance(layer, keras.layers.Activation)
-            and layer.activation is keras.activations.hard_swish
-        ):
-            patched.append((layer, "activation", _hard_swish_int8))
-    with _patched(patched) as count:
-        yield count
+    return _rewritten(model, _litert_rules(quantization))
 
 
-@contextlib.contextmanager
 def onnx_rewrites(model):
     """Within the block, `model`'s grouped convolutions, exact GELUs and fixed normalisations trace to what
     tf2onnx converts (same outputs).
@@ -149,24 +159,16 @@ def onnx_rewrites(model):
         >>> bool(np.allclose(rewritten, model(x), atol=1e-5))
         True
     """
-    import keras
-    import numpy as np
-
-    layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
-              if type(layer) is keras.layers.Conv2D]  # fmt: skip
-    patched = [(layer, "convolution_op", patch) for layer in layers if (patch := _grouped_patch(layer))]
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.gelu:
-            patched.append((layer, "activation", _gelu_erf))
-        if isinstance(layer, keras.layers.Normalization) and getattr(layer, "input_mean", None) is not None:
-            patched += [(layer, name, np.asarray(getattr(layer, name))) for name in ("mean", "variance")]
-    with _patched(patched) as count:
-        yield count
+    return _rewritten(model, _onnx_rules)
 
 
 @contextlib.contextmanager
-def _patched(patched):
-    """Sets each (layer, attribute, replacement) for the block; restores the layers after it."""
+def _rewritten(model, rules):
+    """Sets `rules(layer)`'s (attribute, replacement) pairs on every nested layer for the block; yields how
+    many; restores the layers after it."""
+    patched = [(layer, attribute, replacement)
+               for layer in model._flatten_layers(include_self=False, recursive=True)
+               for attribute, replacement in rules(layer)]  # fmt: skip
     missing = object()
     originals = [(layer, attribute, vars(layer).get(attribute, missing)) for layer, attribute, _ in patched]
     for layer, attribute, replacement in patched:
