@@ -5,7 +5,7 @@
 
 A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
 `<!-- end table -->` (indented like its list item); the file's name (pipeline-, latency-, slide_memory-,
-accuracy_vs_latency-, video_demo-, train_throughput-, echo-, serve_load-, op_profile-) picks the renderer. After a benchmark writes a new CSV,
+accuracy_vs_latency-, video_demo-, train_throughput-, train_throughput_xla_flags-, echo-, serve_load-, op_profile-) picks the renderer. After a benchmark writes a new CSV,
 point the marker at it and run this script.
 """
 
@@ -134,7 +134,7 @@ def video_demo_table(results):
 
 
 def train_throughput_table(rows):
-    """medzoo (Keras) training/inference rates beside timm's per model, the ratio and compile times.
+    """medzoo (Keras) training/inference rates beside timm's, eager and under torch.compile, per model.
 
     A row's note (e.g. a figure from an earlier run) is a footnote under the table.
     """
@@ -151,24 +151,38 @@ def train_throughput_table(rows):
         notes.append(row["note"])
         return f"{text} ({len(notes)})"
 
+    def ratio(row, key):
+        value = f"{float(row[key]):.2f}" if row and row.get(key) else ""
+        return value if float(value or 0) >= 1 else f"**{value}**"
+
     def compile_time(row):
+        if not row:
+            return "not run"
         cached = f" ({float(row['cached_compile_s']):.0f} s cached)" if row.get("cached_compile_s") else ""
         return f"{float(row['compile_s']):.0f} s{cached}"
 
     body = []
     for model, runs in models.items():
         ours, eager, compiled = runs.get("keras"), runs.get("torch"), runs.get("torch.compile")
-        ratio = f"{float(ours['vs_torch']):.2f}" if ours and ours.get("vs_torch") else ""
         body.append([f"{model} ({ours['unit'] if ours else ''}/s, batch {ours['batch'] if ours else ''})",
                      marked(ours, rate(ours, "train_items_per_s")), rate(eager, "train_items_per_s"),
-                     rate(compiled, "train_items_per_s"), ratio if float(ratio or 0) >= 1 else f"**{ratio}**",
-                     compile_time(ours) if ours else "", rate(ours, "infer_items_per_s"),
-                     rate(eager, "infer_items_per_s"),
+                     rate(compiled, "train_items_per_s"), ratio(ours, "vs_torch"), ratio(ours, "vs_torch_compile"),
+                     compile_time(ours), compile_time(compiled), rate(ours, "infer_items_per_s"),
+                     rate(eager, "infer_items_per_s"), rate(compiled, "infer_items_per_s"),
                      f"{float(ours['peak_memory_gb']):.1f} / {float(eager['peak_memory_gb']):.1f} GB"
                      if ours and eager and ours.get("peak_memory_gb") and eager.get("peak_memory_gb") else ""])  # fmt: skip
-    rendered = table(["model", "medzoo train", "timm eager train", "timm torch.compile train", "ratio (want >= 1)",
-                      "medzoo compile", "medzoo infer", "timm infer", "peak memory medzoo / timm"], body)  # fmt: skip
+    rendered = table(["model", "medzoo train", "timm eager train", "timm compiled train", "vs eager (want >= 1)",
+                      "vs compiled", "medzoo compile", "torch.compile compile", "medzoo infer", "timm eager infer",
+                      "timm compiled infer", "peak memory medzoo / timm eager"], body)  # fmt: skip
     return rendered + "".join(f"\n({number}) {note}.\n" for number, note in enumerate(notes, 1))
+
+
+def train_throughput_xla_flags_table(rows):
+    """One model's Keras training under different `XLA_FLAGS`: compile time against training and inference rates."""
+    body = [[f"`{row['xla_flags']}`" if row.get("xla_flags") else "(XLA's defaults)", f"{float(row['compile_s']):.0f} s",
+             f"{float(row['train_items_per_s']):,.0f}", f"{float(row['infer_items_per_s']):,.0f}"] for row in rows]  # fmt: skip
+    return table([f"XLA_FLAGS ({rows[0]['model']}, batch {rows[0]['batch']})", "compile", f"train {rows[0]['unit']}/s",
+                  f"infer {rows[0]['unit']}/s"], body)  # fmt: skip
 
 
 def echo_table(results):
@@ -224,7 +238,8 @@ def op_profile_table(rows, top=3):
         ["model", "artifact", "ops summed", "slowest op types"], body)
 
 
-RENDERERS = {"op_profile": op_profile_table, "serve_load": serve_load_table, "echo": echo_table, "pipeline": pipeline_table, "train_throughput": train_throughput_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
+RENDERERS = {"op_profile": op_profile_table, "serve_load": serve_load_table, "echo": echo_table, "pipeline": pipeline_table, "train_throughput": train_throughput_table,
+             "train_throughput_xla_flags": train_throughput_xla_flags_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
              "accuracy_vs_latency": accuracy_table}  # fmt: skip
 
 

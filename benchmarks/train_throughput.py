@@ -1,6 +1,7 @@
 """Training and inference throughput of each builder family against timm/torch (issue: GPU training).
 
-    python benchmarks/train_throughput.py [--models ...] [--steps 20] [--tiny] [--out benchmarks/results]
+    python benchmarks/train_throughput.py [--models ...] [--frameworks ...] [--steps 20] [--tiny] [--cold-only]
+                                          [--resume] [--out benchmarks/results]
 
 For each model: medzoo's builder on the current Keras backend under the
 mixed-precision policy `fit` would pick (mixed_bfloat16 on an accelerator with
@@ -10,10 +11,12 @@ in timm with bf16 autocast and channels-last, eager and under torch.compile.
 Each row: training and inference items/s (frames for the CNN-LSTM), step time,
 compile time (how much longer the first call took), and peak device memory.
 Every Keras model runs in its own process, so compile times and memory peaks
-are its own, and twice on one fresh XLA compile cache (JAX): the second
-run's compile time is what a rerun or a resumed `medzoo train` waits. Writes
-`train_throughput-<device>-<date>.csv` and prints the table with medzoo/torch
-ratios. `--tiny` shrinks every input for a CPU smoke run.
+are its own, and twice on one fresh XLA compile cache (JAX; once with
+`--cold-only`): the second run's compile time is what a rerun or a resumed
+`medzoo train` waits. A Keras row records `XLA_FLAGS` where it is set, so
+flag experiments stay labelled. Writes `train_throughput-<device>-<date>.csv`
+(`--resume` keeps its rows and measures the rest) and prints the table with
+medzoo/torch ratios. `--tiny` shrinks every input for a CPU smoke run.
 """
 
 import argparse
@@ -235,18 +238,22 @@ def run_child(kind, name, steps, tiny, timeout, env=None):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(kind, name, steps, tiny, timeout):
-    """One row. A Keras model runs twice on a fresh compile cache: the second compile is the cached one."""
+def measure(kind, name, steps, tiny, timeout, cached=True):
+    """One row. On JAX a Keras model runs twice on a fresh compile cache: the second compile is the cached one
+    (`cached=False` skips it). A Keras row records `XLA_FLAGS` where it is set (`xla_flags`).
+    """
     import tempfile
 
     import keras
 
-    if kind != "keras" or keras.backend.backend() != "jax":
+    if kind != "keras":
         return run_child(kind, name, steps, tiny, timeout)
-
+    flags = {"xla_flags": os.environ["XLA_FLAGS"]} if os.environ.get("XLA_FLAGS") else {}
+    if keras.backend.backend() != "jax":
+        return {**run_child(kind, name, steps, tiny, timeout), **flags}
     with tempfile.TemporaryDirectory(prefix="medzoo-xla-") as cache:
-        row = run_child(kind, name, steps, tiny, timeout, env={"MEDZOO_COMPILE_CACHE": cache})
-        if "error" not in row:
+        row = {**run_child(kind, name, steps, tiny, timeout, env={"MEDZOO_COMPILE_CACHE": cache}), **flags}
+        if "error" not in row and cached:
             row["cached_compile_s"] = run_child(kind, name, steps, tiny, timeout,
                                                 env={"MEDZOO_COMPILE_CACHE": cache}).get("compile_s")  # fmt: skip
     return row
@@ -296,6 +303,8 @@ def main(argv=None):
                         default=["keras", "torch", "torch.compile"])
     parser.add_argument("--tiny", action="store_true", help="32 px, batch 2, 4 frames: a smoke run")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per measurement")
+    parser.add_argument("--cold-only", action="store_true", help="skip the second (cached compile) Keras run")
+    parser.add_argument("--resume", action="store_true", help="keep the rows today's file already holds")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args(argv)
     import datetime
@@ -313,11 +322,12 @@ def main(argv=None):
     device, host = device_name(), cpu_name()  # host: eager torch's speed depends on the CPU launching kernels
     path = os.path.join(args.out, f"train_throughput-{device}-{datetime.date.today()}.csv")
     rows = _earlier_rows(path)  # runs on one device and day add up to one file
+    done = {(row["model"], row["run"]) for row in rows if "error" not in row} if args.resume else set()
     for name in args.models:
-        for kind in frameworks:
+        for kind in (kind for kind in frameworks if (name, kind) not in done):
             row = {"model": name, "run": kind, "device": device, "host": host,
                    "unit": "frames" if MODELS[name][2] else "images",
-                   **measure(kind, name, args.steps, args.tiny, args.timeout)}  # fmt: skip
+                   **measure(kind, name, args.steps, args.tiny, args.timeout, cached=not args.cold_only)}  # fmt: skip
             rows = [old for old in rows if (old["model"], old["run"]) != (name, kind)] + [row]
             print(json.dumps(row), flush=True)
             os.makedirs(args.out, exist_ok=True)

@@ -237,3 +237,14 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
     assert float(row["compile_s"]) > 0 and "error" not in row
     if importlib.util.find_spec("torch") is None:
         assert "timm/torch rows skipped: torch and timm not installed" in done.stdout
+    # --resume keeps the measured row; another model is added beside it, with the XLA flags it ran under.
+    flags = "--xla_cpu_enable_fast_math=false"
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "train_throughput.py"), "--tiny",
+                           "--steps", "1", "--models", "cnn_lstm", "mobilenet_v2", "--resume", "--cold-only",
+                           "--frameworks", "keras", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "XLA_FLAGS": flags})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / written, newline="") as handle:
+        kept, added = list(csv.DictReader(handle))
+    assert {key: value for key, value in kept.items() if value} == {key: value for key, value in row.items() if value}
+    assert added["model"] == "mobilenet_v2" and added["xla_flags"] == flags and float(added["compile_s"]) > 0
