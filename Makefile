@@ -42,7 +42,7 @@ bench: $(STAMP)
 	test -d $(FASHION_MNIST) || $(SUDO) apt-get install -y dataset-fashion-mnist || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y dataset-fashion-mnist; }
 	$(BIN)/python benchmarks/pipeline.py
-	$(BIN)/python benchmarks/latency.py --exclude ct_sequence_vivit --threads 2 --runs 20 --warmup 3
+	$(BIN)/python benchmarks/latency.py --threads 2 --runs 20 --warmup 3
 	$(BIN)/python benchmarks/op_profile.py
 	$(BIN)/python benchmarks/accuracy_vs_latency.py
 	$(BIN)/python benchmarks/slide_memory.py

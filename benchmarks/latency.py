@@ -159,7 +159,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=50, help="timed calls per measurement (default: 50)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first (default: 10)")
     parser.add_argument("--resume", action="store_true",
-                        help="keep the models today's file on this CPU holds and measure the rest")
+                        help="keep every model today's file on this CPU holds and measure the rest")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
 
@@ -170,9 +170,9 @@ def main(argv=None):
     csv_path, md_path = result_path(args.out, "latency", ".csv"), result_path(args.out, "latency", ".md")
     names = [name for name in args.models or list_models() if name not in args.exclude]
     rows, cpu = [], cpu_label()
-    if args.resume and os.path.isfile(csv_path):  # today's file on this CPU: its finished models stay
+    if args.resume and os.path.isfile(csv_path):  # today's file on this CPU: its finished models stay, named or not
         with open(csv_path, newline="") as handle:
-            rows = [read_row(row) for row in csv.DictReader(handle) if row["model"] in names]
+            rows = [read_row(row) for row in csv.DictReader(handle)]
 
     def save():
         table = f"CPU: {cpu}\n\n" + markdown_table(rows, COLUMNS)  # each CSV row names it too

@@ -7,7 +7,8 @@ Each model (default: one per builder family) is built as in benchmarks/latency.p
 with `medzoo.export.export`, and profiled with `medzoo.bench.op_profile` on a real
 input: LiteRT one op at a time under XNNPACK, ONNX Runtime by its own profiler.
 Writes `op_profile-<cpu>-<date>.csv` (per artifact and op type: count, summed
-ms, share) and prints each artifact's slowest single ops.
+ms, share; a model profiled again replaces its rows, the file's other models
+stay) and prints each artifact's slowest single ops.
 """
 
 import argparse
@@ -53,6 +54,21 @@ def profile_model(name, threads, runs, work):
     return profiles
 
 
+def with_earlier_models(path, rows):
+    """`rows` in place of their models' rows in today's file on this CPU (`path`); its other models stay."""
+    import csv
+
+    if not os.path.isfile(path):
+        return rows
+    with open(path, newline="") as handle:
+        earlier = list(csv.DictReader(handle))
+    models = {}
+    for row in earlier:
+        models.setdefault(row["model"], []).append(row)
+    models.update({name: [row for row in rows if row["model"] == name] for name in {row["model"] for row in rows}})
+    return [row for name in dict.fromkeys([row["model"] for row in earlier + rows]) for row in models[name]]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(FAMILIES), help="registered model names")
@@ -75,7 +91,8 @@ def main(argv=None):
                 print(f"  {label}: " + "\n    ".join(describe(profile, args.top, totals=False)))
                 rows += [{"model": name, "artifact": label, **row, "summed_ms": total, "threads": args.threads,
                           "cpu": cpu} for row in op_totals(profile)]  # fmt: skip
-    path = write_csv(result_path(args.out, "op_profile", ".csv"), rows)
+    path = result_path(args.out, "op_profile", ".csv")
+    write_csv(path, with_earlier_models(path, rows))
     print(f"wrote {path}")
     return 0
 

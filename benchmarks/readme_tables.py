@@ -61,19 +61,25 @@ def latency_table(rows, threads="2"):
     body = []
     for (model, shape), runtimes in models.items():
         first = next(iter(runtimes.values()))
-        cells = [f"`{model}` {shape}", f"{float(first['gmacs']):.2g} G", f"{float(first['floor_ms']):.3g} ms"]
+        cells = [f"`{model}` {shape}", f"{_figure(first['gmacs'], 2)} G", f"{_figure(first['floor_ms'])} ms"]
         for runtime in LATENCY_RUNTIMES:
             cells.append(_latency_cell(runtimes.get(runtime)))
         body.append(cells)
         streaming = runtimes.get("litert_streaming float32")
         if streaming:
             frames = int(shape.split("x")[0])
-            per_frame = [f"`{model}` streaming, per new frame", f"{float(first['gmacs']) / frames:.2g} G",
-                         f"{float(streaming['floor_ms']):.3g} ms", "", "", _latency_cell(streaming), "", "", "", ""]  # fmt: skip
+            per_frame = [f"`{model}` streaming, per new frame", f"{_figure(float(first['gmacs']) / frames, 2)} G",
+                         f"{_figure(streaming['floor_ms'])} ms", "", "", _latency_cell(streaming), "", "", "", ""]  # fmt: skip
             body.append(per_frame)
     cpu = rows[0].get("cpu") if rows else None  # older files do not name it
     header = f"CPU: {cpu}\n\n" if cpu else ""
     return header + table(["model, input", "MACs", "floor", *LATENCY_RUNTIMES.values()], body)
+
+
+def _figure(value, digits=3):
+    """`digits` significant digits, or a whole number with thousands separators from 100 up (4,322, not 4.32e+03)."""
+    value = float(value)
+    return f"{value:,.0f}" if value >= 100 else f"{value:.{digits}g}"
 
 
 def _latency_cell(row):
@@ -81,8 +87,7 @@ def _latency_cell(row):
         return ""
     if row["status"].startswith("failed"):
         return "export failed"
-    p50 = float(row["p50_ms"])
-    cell = f"{p50:,.0f}" if p50 >= 100 else f"{p50:.3g}"
+    cell = _figure(row["p50_ms"])
     if row["runtime"].startswith(("litert", "onnxruntime")) and row["runtime"] != "litert dynamic":
         cell += f" ({float(row['x_floor']):.1f}x)"
     if row["status"].startswith("rejected"):
@@ -179,8 +184,9 @@ def train_throughput_table(rows):
 
 def train_throughput_xla_flags_table(rows):
     """One model's Keras training under different `XLA_FLAGS`: compile time against training and inference rates."""
-    body = [[f"`{row['xla_flags']}`" if row.get("xla_flags") else "(XLA's defaults)", f"{float(row['compile_s']):.0f} s",
-             f"{float(row['train_items_per_s']):,.0f}", f"{float(row['infer_items_per_s']):,.0f}"] for row in rows]  # fmt: skip
+    body = [[f"`{row['xla_flags']}`" if row.get("xla_flags") else "(XLA's defaults)",
+             f"{float(row['compile_s']):.0f} s", f"{float(row['train_items_per_s']):,.0f}",
+             f"{float(row['infer_items_per_s']):,.0f}"] for row in rows]  # fmt: skip
     return table([f"XLA_FLAGS ({rows[0]['model']}, batch {rows[0]['batch']})", "compile", f"train {rows[0]['unit']}/s",
                   f"infer {rows[0]['unit']}/s"], body)  # fmt: skip
 

@@ -192,11 +192,16 @@ def test_pareto_front_and_plot(tmp_path):
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_accuracy_vs_latency_script_on_real_faces(tmp_path):
-    path = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "accuracy_vs_latency.py")
-    spec = importlib.util.spec_from_file_location("accuracy_vs_latency", path)
+def _benchmark_script(name):
+    """A script in benchmarks/ as a module."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "benchmarks", f"{name}.py"))
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_accuracy_vs_latency_script_on_real_faces(tmp_path):
+    script = _benchmark_script("accuracy_vs_latency")
     assert script.main(["--data", "lfw", "--candidates", "mobilenet_v3_small@32", "--epochs", "1",
                         "--runs", "3", "--out", str(tmp_path)]) == 0  # fmt: skip
     written = sorted(os.listdir(tmp_path))
@@ -242,9 +247,60 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
     done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "train_throughput.py"), "--tiny",
                            "--steps", "1", "--models", "cnn_lstm", "mobilenet_v2", "--resume", "--cold-only",
                            "--frameworks", "keras", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "XLA_FLAGS": flags})  # fmt: skip
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "XLA_FLAGS": flags})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / written, newline="") as handle:
         kept, added = list(csv.DictReader(handle))
     assert {key: value for key, value in kept.items() if value} == {key: value for key, value in row.items() if value}
     assert added["model"] == "mobilenet_v2" and added["xla_flags"] == flags and float(added["compile_s"]) > 0
+
+
+def test_latency_script_saves_after_every_model_and_resumes(tmp_path, monkeypatch):
+    """The run around each model's child process (its exports are tested in test_export): the CSV and table
+    are written after every model, a run that dies keeps what it measured, and `--resume` keeps every row
+    today's file holds, named or not, and measures only the models it lacks."""
+    script = _benchmark_script("latency")
+    measured = []
+
+    def benchmark(name, threads, runs, warmup, work, cpu):
+        if name == "broken":
+            raise RuntimeError("the child died")
+        measured.append(name)
+        return [{"model": name, "input": "128x128x3", "runtime": "litert float32", "threads": count, "gmacs": 0.25,
+                 "floor_ms": 0.5, "p50_ms": 1.5 * count, "x_floor": 3.0 * count, "status": "verified", "cpu": cpu}
+                for count in threads]  # fmt: skip
+
+    monkeypatch.setattr(script, "benchmark_in_child", benchmark)
+    out = ["--threads", "1", "2", "--out", str(tmp_path)]
+    with pytest.raises(RuntimeError, match="the child died"):
+        script.main(["--models", "slide_background", "broken"] + out)
+    [csv_name] = [name for name in os.listdir(tmp_path) if name.endswith(".csv")]
+    assert script.main(["--models", "cnn_lstm", "slide_background", "--resume"] + out) == 0
+    assert measured == ["slide_background", "cnn_lstm"]  # the finished model was kept, not measured again
+    assert script.main(["--models", "dual_backbone", "--resume"] + out) == 0
+    with open(tmp_path / csv_name, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["model"], row["threads"]) for row in rows] == [
+        ("slide_background", "1"), ("slide_background", "2"), ("cnn_lstm", "1"), ("cnn_lstm", "2"),
+        ("dual_backbone", "1"), ("dual_backbone", "2")]  # fmt: skip
+    table = (tmp_path / csv_name.replace(".csv", ".md")).read_text()
+    assert table.count("| slide_background |") == 2 and "| 3.00 |" in table  # resumed rows formatted as numbers
+
+
+def test_op_profile_script_replaces_a_models_rows_and_keeps_the_others(tmp_path):
+    script = _benchmark_script("op_profile")
+    path = tmp_path / "op_profile.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["model", "artifact", "op", "ms"])
+        writer.writeheader()
+        writer.writerows({"model": model, "artifact": artifact, "op": "CONV_2D", "ms": "1.5"}
+                         for model in ("slide_background", "ct_slice_classifier", "deepfake_cnn_lstm")
+                         for artifact in ("litert float32", "litert int8"))  # fmt: skip
+    profiled = [{"model": "ct_slice_classifier", "artifact": "litert float32", "op": "DEPTHWISE_CONV_2D", "ms": 0.5},
+                {"model": "slide_origin", "artifact": "litert float32", "op": "CONV_2D", "ms": 9.0}]  # fmt: skip
+    rows = script.with_earlier_models(str(path), profiled)
+    assert [(row["model"], row["op"]) for row in rows] == [
+        ("slide_background", "CONV_2D"), ("slide_background", "CONV_2D"), ("ct_slice_classifier", "DEPTHWISE_CONV_2D"),
+        ("deepfake_cnn_lstm", "CONV_2D"), ("deepfake_cnn_lstm", "CONV_2D"), ("slide_origin", "CONV_2D")]  # fmt: skip
+    assert script.with_earlier_models(str(tmp_path / "none.csv"), profiled) == profiled
