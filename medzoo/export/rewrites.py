@@ -111,17 +111,14 @@ def _large_depthwise_patch(layer, taps=25):
     def convolution_op(inputs, kernel):
         import tensorflow as tf
 
-        height = inputs.shape[1]
-        if height is None:
-            return _grouped_patch(layer)(inputs, kernel)
         groups = layer.groups
         depthwise = tf.reshape(kernel, (kernel_height, kernel_width, groups, kernel.shape[3] // groups))
         if layer.padding == "same":  # TF's 'SAME' at stride 1: the extra row or column goes after
             top, left = (kernel_height - 1) // 2, (kernel_width - 1) // 2
             inputs = tf.pad(inputs, [[0, 0], [top, kernel_height - 1 - top], [left, kernel_width - 1 - left], [0, 0]])
-        out_height = inputs.shape[1] - kernel_height + 1
+        # Kernel rows start..stop-1 meet the padded input's rows start .. height - (kernel_height - stop) - 1.
         bands = [(start, min(start + rows, kernel_height)) for start in range(0, kernel_height, rows)]
-        return tf.add_n([tf.nn.depthwise_conv2d(inputs[:, start:start + out_height + stop - start - 1],
+        return tf.add_n([tf.nn.depthwise_conv2d(inputs[:, start:(stop - kernel_height) or None],
                                                 depthwise[start:stop], (1, 1, 1, 1), "VALID")
                          for start, stop in bands])  # fmt: skip
 
