@@ -23,7 +23,6 @@ only with int8 dot-product instructions: VNNI, AMX, ARM dotprod). Writes
 """
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
@@ -135,12 +134,6 @@ def benchmark_model(name, threads, runs, warmup, work, cpu):
     return rows
 
 
-def read_row(row):
-    """A CSV row with its numbers as numbers again (the markdown table formats numbers, not text)."""
-    return {key: (None if value == "" else int(value) if COLUMNS.get(key) == "d" else float(value))
-            if key in COLUMNS and COLUMNS[key] else value for key, value in row.items()}  # fmt: skip
-
-
 def benchmark_in_child(*args):
     """`benchmark_model(*args)` in a fresh process: the converter's graphs of a big model (ViViT-base held 21 GB
     after its exports) are freed before the next model."""
@@ -163,16 +156,14 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
 
-    from medzoo.bench.report import cpu_label, markdown_table, result_path
+    from medzoo.bench.report import cpu_label, markdown_table, read_results, result_path
     from medzoo.io import write_bytes_atomic, write_csv
     from medzoo.models import list_models
 
     csv_path, md_path = result_path(args.out, "latency", ".csv"), result_path(args.out, "latency", ".md")
     names = [name for name in args.models or list_models() if name not in args.exclude]
-    rows, cpu = [], cpu_label()
-    if args.resume and os.path.isfile(csv_path):  # today's file on this CPU: its finished models stay, named or not
-        with open(csv_path, newline="") as handle:
-            rows = [read_row(row) for row in csv.DictReader(handle)]
+    rows = read_results(csv_path) if args.resume else []  # today's file on this CPU: every model in it stays
+    cpu = cpu_label()
 
     def save():
         table = f"CPU: {cpu}\n\n" + markdown_table(rows, COLUMNS)  # each CSV row names it too

@@ -56,12 +56,9 @@ def profile_model(name, threads, runs, work):
 
 def with_earlier_models(path, rows):
     """`rows` in place of their models' rows in today's file on this CPU (`path`); its other models stay."""
-    import csv
+    from medzoo.bench.report import read_results
 
-    if not os.path.isfile(path):
-        return rows
-    with open(path, newline="") as handle:
-        earlier = list(csv.DictReader(handle))
+    earlier = read_results(path)
     models = {}
     for row in earlier:
         models.setdefault(row["model"], []).append(row)

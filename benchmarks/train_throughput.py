@@ -259,26 +259,6 @@ def measure(kind, name, steps, tiny, timeout, cached=True):
     return row
 
 
-def _earlier_rows(path):
-    import csv
-
-    if not os.path.isfile(path):
-        return []
-    with open(path, newline="") as handle:
-        return [{key: _number(value) for key, value in row.items() if value != "" and not key.startswith("vs_")}
-                for row in csv.DictReader(handle)]  # fmt: skip
-
-
-def _number(text):
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
-
-
 def _with_ratios(rows):
     """Each medzoo row gets vs_torch / vs_torch_compile: its training rate over timm's on that model."""
     rates = {(row["model"], row["run"]): float(row["train_items_per_s"]) for row in rows
@@ -309,7 +289,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import datetime
 
-    from medzoo.bench.report import cpu_name, markdown_table
+    from medzoo.bench.report import cpu_name, markdown_table, read_results
     from medzoo.io.atomic import write_csv
 
     frameworks = list(args.frameworks)
@@ -321,8 +301,9 @@ def main(argv=None):
         frameworks = [f for f in frameworks if f == "keras"]
     device, host = device_name(), cpu_name()  # host: eager torch's speed depends on the CPU launching kernels
     path = os.path.join(args.out, f"train_throughput-{device}-{datetime.date.today()}.csv")
-    rows = _earlier_rows(path)  # runs on one device and day add up to one file
-    done = {(row["model"], row["run"]) for row in rows if "error" not in row} if args.resume else set()
+    # Runs on one device and day add up to one file; its ratios are recomputed.
+    rows = [{key: value for key, value in row.items() if not key.startswith("vs_")} for row in read_results(path)]
+    done = {(row["model"], row["run"]) for row in rows if not row.get("error")} if args.resume else set()
     for name in args.models:
         for kind in (kind for kind in frameworks if (name, kind) not in done):
             row = {"model": name, "run": kind, "device": device, "host": host,

@@ -94,6 +94,34 @@ def result_path(out_dir, stem, suffix):
     return os.path.join(out_dir, f"{stem}-{cpu_file_name()}-{datetime.date.today()}{suffix}")
 
 
+def read_results(path):
+    """The rows of an earlier results file with its numbers as numbers and its empty cells None (written back,
+    the file is the same); [] when there is no such file. A benchmark reads back today's file to resume or
+    add to it.
+
+    Example:
+        >>> from medzoo.io import write_csv
+        >>> path = write_csv("/tmp/medzoo-results.csv", [{"model": "a", "threads": 2, "p50_ms": 1.5, "note": ""}])
+        >>> read_results(path), read_results("/tmp/medzoo-no-such-results.csv")
+        ([{'model': 'a', 'threads': 2, 'p50_ms': 1.5, 'note': None}], [])
+    """
+    from medzoo.io import read_csv_rows
+
+    if not os.path.isfile(path):
+        return []
+    return [{key: None if value == "" else _number(value) for key, value in row.items()}
+            for row in read_csv_rows(path, what="results file")]  # fmt: skip
+
+
+def _number(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def markdown_table(rows, columns):
     """A markdown table of `columns` (name -> format spec or None) from dict rows.
 

@@ -72,6 +72,14 @@ def _stem_patch(layer):
     return convolution_op
 
 
+def _depthwise_kernel(kernel, groups):
+    """A grouped Conv2D kernel (h, w, 1, groups * m) as TF's depthwise (h, w, groups, m): output g * m + j
+    reads channel g in both."""
+    import tensorflow as tf
+
+    return tf.reshape(kernel, (*kernel.shape[:2], groups, kernel.shape[3] // groups))
+
+
 def _grouped_patch(layer):
     """A `convolution_op` doing `layer`'s grouped convolution with ungrouped TF ops, or None."""
     if layer.groups == 1 or layer.rank != 2 or layer.data_format != "channels_last":
@@ -82,9 +90,9 @@ def _grouped_patch(layer):
 
         groups, strides, padding = layer.groups, (1, *layer.strides, 1), layer.padding.upper()
         dilations = tuple(layer.dilation_rate)
-        if kernel.shape[2] == 1:  # one input channel per group: output g * m + j reads channel g
-            depthwise = tf.reshape(kernel, (*kernel.shape[:2], groups, kernel.shape[3] // groups))
-            return tf.nn.depthwise_conv2d(inputs, depthwise, strides, padding, dilations=dilations)
+        if kernel.shape[2] == 1:  # one input channel per group
+            return tf.nn.depthwise_conv2d(inputs, _depthwise_kernel(kernel, groups), strides, padding,
+                                          dilations=dilations)  # fmt: skip
         pieces = zip(tf.split(inputs, groups, axis=-1), tf.split(kernel, groups, axis=-1))
         return tf.concat([tf.nn.conv2d(x, k, strides, padding, dilations=dilations) for x, k in pieces], axis=-1)
 
@@ -111,8 +119,7 @@ def _large_depthwise_patch(layer, taps=25):
     def convolution_op(inputs, kernel):
         import tensorflow as tf
 
-        groups = layer.groups
-        depthwise = tf.reshape(kernel, (kernel_height, kernel_width, groups, kernel.shape[3] // groups))
+        depthwise = _depthwise_kernel(kernel, layer.groups)
         if layer.padding == "same":  # TF's 'SAME' at stride 1: the extra row or column goes after
             top, left = (kernel_height - 1) // 2, (kernel_width - 1) // 2
             inputs = tf.pad(inputs, [[0, 0], [top, kernel_height - 1 - top], [left, kernel_width - 1 - left], [0, 0]])
