@@ -9,7 +9,9 @@ bfloat16, float32 on a CPU), full fine-tuning with AdamW on random data already
 on the device; then, when torch and timm are installed, the same architecture
 in timm with bf16 autocast and channels-last, eager and under torch.compile.
 Each row: training and inference items/s (frames for the CNN-LSTM), step time,
-compile time (how much longer the first call took), and peak device memory.
+compile time (how much longer the first call took; on JAX split into tracing,
+lowering and XLA compiling, with the count of programs and of cache hits), and
+peak device memory.
 Every Keras model runs in its own process, so compile times and memory peaks
 are its own, and twice on one fresh XLA compile cache (JAX; once with
 `--cold-only`): the second run's compile time is what a rerun or a resumed
@@ -35,6 +37,10 @@ MODELS = {
     "cnn_lstm": ({"builder": "cnn_lstm", "side": 224}, 16, 10),
     "convnext_small": ({"builder": "transfer", "backbone": "convnext_small", "side": 256}, 64, None),
 }
+
+
+# A JAX Keras row's first-call figures (medzoo.bench.compile_time), kept again as cached_* for the cached run.
+COMPILE_COLUMNS = ("compile_s", "trace_s", "lower_s", "xla_compile_s", "programs", "cache_hits")
 
 
 def shapes(name, tiny):
@@ -84,6 +90,7 @@ def measure_keras(name, steps, tiny):
     import keras
     import numpy as np
 
+    from medzoo.bench.compile_time import compile_breakdown
     from medzoo.bench.latency import time_calls
     from medzoo.bench.throughput import repeat_batch
     from medzoo.train.compile_cache import enable_compile_cache
@@ -101,13 +108,16 @@ def measure_keras(name, steps, tiny):
     x = keras.ops.convert_to_tensor(rng.uniform(0, 255, (batch,) + shape).astype("float32"))
     y = keras.ops.convert_to_tensor(rng.integers(0, max(units, 2), batch))
     # The first call traces and compiles: compile time is how much longer it took than the others.
-    train = time_calls(lambda: model.fit(repeat_batch((x, y)), steps_per_epoch=steps, verbose=0), warmup=0, runs=2)
+    with compile_breakdown() as stages:  # on JAX: that time's tracing, lowering and XLA compiling
+        train = time_calls(lambda: model.fit(repeat_batch((x, y)), steps_per_epoch=steps, verbose=0), warmup=0,
+                           runs=2)  # fmt: skip
     infer = time_calls(lambda: model.predict(repeat_batch((x,)), steps=steps, verbose=0), warmup=0, runs=2)
     step_ms = train["mean_ms"] / steps
     return {"framework": f"medzoo keras-{keras.backend.backend()} {keras.__version__}", "precision": policy,
             "batch": batch, "train_items_per_s": batch * frames * 1e3 / step_ms, "step_ms": step_ms,
             "infer_items_per_s": batch * frames * steps * 1e3 / infer["mean_ms"],
-            "compile_s": (train["first_ms"] - train["mean_ms"]) / 1e3, "peak_memory_gb": _jax_peak_memory_gb()}  # fmt: skip
+            "compile_s": (train["first_ms"] - train["mean_ms"]) / 1e3, **stages,
+            "peak_memory_gb": _jax_peak_memory_gb()}  # fmt: skip
 
 
 def _jax_peak_memory_gb():
@@ -239,8 +249,9 @@ def run_child(kind, name, steps, tiny, timeout, env=None):
 
 
 def measure(kind, name, steps, tiny, timeout, cached=True):
-    """One row. On JAX a Keras model runs twice on a fresh compile cache: the second compile is the cached one
-    (`cached=False` skips it). A Keras row records `XLA_FLAGS` where it is set (`xla_flags`).
+    """One row. On JAX a Keras model runs twice on a fresh compile cache: the second run's compile figures are
+    the cached ones, `cached_compile_s` and so on (`cached=False` skips it). A Keras row records `XLA_FLAGS`
+    where it is set (`xla_flags`).
     """
     import tempfile
 
@@ -254,8 +265,8 @@ def measure(kind, name, steps, tiny, timeout, cached=True):
     with tempfile.TemporaryDirectory(prefix="medzoo-xla-") as cache:
         row = {**run_child(kind, name, steps, tiny, timeout, env={"MEDZOO_COMPILE_CACHE": cache}), **flags}
         if "error" not in row and cached:
-            row["cached_compile_s"] = run_child(kind, name, steps, tiny, timeout,
-                                                env={"MEDZOO_COMPILE_CACHE": cache}).get("compile_s")  # fmt: skip
+            again = run_child(kind, name, steps, tiny, timeout, env={"MEDZOO_COMPILE_CACHE": cache})
+            row.update({f"cached_{key}": again.get(key) for key in COMPILE_COLUMNS})
     return row
 
 

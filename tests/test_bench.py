@@ -1,5 +1,6 @@
 """Latency statistics are ordered and count what they say; throughput helpers."""
 
+import ast
 import csv
 import importlib.util
 import os
@@ -242,18 +243,47 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
     assert float(row["compile_s"]) > 0 and "error" not in row
     if importlib.util.find_spec("torch") is None:
         assert "timm/torch rows skipped: torch and timm not installed" in done.stdout
-    # --resume keeps the measured row; another model is added beside it, with the XLA flags it ran under.
+    # --resume keeps the measured row; another model is added beside it, with the XLA flags it ran under, on
+    # JAX: with its first call's tracing, lowering and XLA compile times.
     flags = "--xla_cpu_enable_fast_math=false"
     done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "train_throughput.py"), "--tiny",
                            "--steps", "1", "--models", "cnn_lstm", "mobilenet_v2", "--resume", "--cold-only",
                            "--frameworks", "keras", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "XLA_FLAGS": flags})  # fmt: skip
+                          env={**os.environ, "XLA_FLAGS": flags, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / written, newline="") as handle:
         kept, added = list(csv.DictReader(handle))
     assert {key: value for key, value in kept.items() if value} == {key: value for key, value in row.items() if value}
-    assert added["model"] == "mobilenet_v2" and added["xla_flags"] == flags and float(added["compile_s"]) > 0
+    assert added["model"] == "mobilenet_v2" and added["xla_flags"] == flags and "keras-jax" in added["framework"]
+    stages = [float(added[key]) for key in ("trace_s", "lower_s", "xla_compile_s")]
+    assert min(stages) > 0 and sum(stages) < float(added["compile_s"]) and int(added["programs"]) >= 1
+
+
+COMPILE_BREAKDOWN = """
+import sys
+sys.path.insert(0, {root!r})
+import jax, jax.numpy as jnp
+from medzoo.bench.compile_time import compile_breakdown
+jax.config.update("jax_compilation_cache_dir", {cache!r})
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+with compile_breakdown() as stages:
+    jax.jit(lambda x: jnp.tanh(x @ x.T).sum())(jnp.ones((64, 64))).block_until_ready()
+print(stages)
+"""
+
+
+def test_compile_breakdown_counts_jax_stages_and_cache_hits(tmp_path):
+    """The stages JAX reports for a first call add up; a second process reads the program from the cache."""
+    script = COMPILE_BREAKDOWN.format(root=REPO, cache=str(tmp_path))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+            for _ in range(2)]  # fmt: skip
+    assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-3000:]
+    cold, cached = (ast.literal_eval(run.stdout.strip().splitlines()[-1]) for run in runs)
+    assert cold["programs"] >= 1 and cold["cache_hits"] == 0
+    assert cold["trace_s"] > 0 and cold["lower_s"] > 0 and cold["xla_compile_s"] > 0
+    assert cached["cache_hits"] >= 1 and cached["programs"] == cold["programs"]
 
 
 def test_latency_script_saves_after_every_model_and_resumes(tmp_path, monkeypatch):

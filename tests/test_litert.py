@@ -2,6 +2,8 @@
 
 Every family's export in every mode is tested through `export()` in test_export.py."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -165,3 +167,32 @@ def test_int8_hard_swish_is_written_as_ops_xnnpack_runs(photos):
     assert "HARD_SWISH" not in litert_operators(int8)  # no int8 XNNPACK kernel: LiteRT's own ran 10x slower
     assert np.abs(LiteRTModel(int8)(photos) - expected).mean() < 0.1  # softmax outputs, random weights
     np.testing.assert_allclose(model.predict(photos, verbose=0), expected)  # hard-swish restored
+
+
+def test_int8_layer_normalization_is_written_as_ops_xnnpack_runs():
+    """TF's LayerNormalization variance is SQUARED_DIFFERENCE, which XNNPACK has no int8 kernel for (25.4 of
+    int8 ConvNeXt-Tiny's 50.3 ms); as mean(d * d) it is SUB and MUL, which it has."""
+    import keras
+
+    from medzoo.export.rewrites import _layer_norm_int8_patch, litert_rewrites
+
+    rng = np.random.default_rng(0)
+    model = keras.Sequential([keras.Input((6, 6, 16)), keras.layers.Conv2D(16, 1), keras.layers.LayerNormalization(),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])  # fmt: skip
+    norm = model.layers[1]
+    norm.gamma.assign(rng.uniform(0.5, 2, 16))
+    norm.beta.assign(rng.normal(size=16))
+    x = rng.normal(size=(32, 6, 6, 16)).astype(np.float32)
+    expected = model.predict(x, verbose=0)
+    with litert_rewrites(model, "int8") as patched:
+        assert patched == 1
+        np.testing.assert_allclose(model(x).numpy(), expected, atol=1e-5)  # the same function
+    assert "call" not in vars(norm)  # the class's method again
+    assert "SQUARED_DIFFERENCE" in litert_operators(convert_to_litert(model))  # float32: left as it is
+    int8 = convert_to_litert(model, quantization="int8", representative_data=x)
+    assert "SQUARED_DIFFERENCE" not in litert_operators(int8)
+    assert np.abs(LiteRTModel(int8)(x) - expected).max() < 0.05 * np.ptp(expected)
+    with warnings.catch_warnings():  # Keras deprecates rms_scaling, and still computes it
+        warnings.simplefilter("ignore")
+        others = (keras.layers.LayerNormalization(axis=1), keras.layers.LayerNormalization(rms_scaling=True))
+    assert all(_layer_norm_int8_patch(other) is None for other in others)  # another axis, or no mean: left alone

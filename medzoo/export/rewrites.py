@@ -17,6 +17,12 @@ Measured per op with `medzoo.bench.op_profile` (XNNPACK, 2 threads; AVX2 unless 
   of at most 25 taps (rows 0-2, 3-5 and 6 of a 7x7) it runs in the single-pass
   ones: one 56x56x96 map went from 3.45 to 0.75 ms, the whole ConvNeXt-Tiny from
   72-78 to 53-59 ms in float32 and from 79 to 48 ms in int8 (Zen 4, AVX-512).
+- int8 SQUARED_DIFFERENCE (the variance in TF's LayerNormalization) has no
+  XNNPACK kernel: LiteRT's own took 25.4 of int8 ConvNeXt-Tiny's 50.3 ms. With
+  the variance as mean(d * d), d = x - mean, XNNPACK runs SUB and MUL in int8:
+  int8 ConvNeXt-Tiny went from 47.4 to 33.3 ms, ConvNeXt-Small from 113 to 58.6,
+  SwinV2 from 129 to 89.9 (Zen 4). Float32 keeps SQUARED_DIFFERENCE (0.2 ms in
+  all of ConvNeXt-Tiny there).
 
 For ONNX (tf2onnx), three rewrites make ConvNeXt convert at all:
 
@@ -144,6 +150,28 @@ def _hard_swish_int8(x):
     return ops.multiply(x * (1.0 / 6.0), ops.relu6(x + 3.0))
 
 
+def _layer_norm_int8_patch(layer):
+    """A `call` doing `layer`'s LayerNormalization over the last axis with the variance as mean(d * d),
+    d = x - mean (SUB and MUL, not SQUARED_DIFFERENCE), or None for another axis or RMS scaling."""
+    if layer.rms_scaling or layer.axis not in (-1, [-1]):
+        return None
+
+    def call(inputs):
+        from keras import ops
+
+        x = ops.cast(inputs, "float32")  # as Keras: statistics in at least float32
+        centred = x - ops.mean(x, axis=-1, keepdims=True)
+        inverse = ops.rsqrt(ops.mean(centred * centred, axis=-1, keepdims=True) + layer.epsilon)
+        if layer.gamma is not None:
+            inverse = inverse * ops.cast(layer.gamma, "float32")
+        outputs = centred * inverse
+        if layer.beta is not None:
+            outputs = outputs + ops.cast(layer.beta, "float32")
+        return ops.cast(outputs, layer.compute_dtype)
+
+    return call
+
+
 def _litert_rules(quantization):
     """Per layer, the (attribute, replacement) pairs of the LiteRT rewrites."""
     import keras
@@ -152,8 +180,12 @@ def _litert_rules(quantization):
         # Conv2D itself, not subclasses: their call may differ.
         if type(layer) is keras.layers.Conv2D and (patch := _stem_patch(layer) or _large_depthwise_patch(layer)):
             return [("convolution_op", patch)]
+        if quantization != "int8":
+            return []
+        if isinstance(layer, keras.layers.LayerNormalization) and (patch := _layer_norm_int8_patch(layer)):
+            return [("call", patch)]
         hard_swish = isinstance(layer, keras.layers.Activation) and layer.activation is keras.activations.hard_swish
-        return [("activation", _hard_swish_int8)] if hard_swish and quantization == "int8" else []
+        return [("activation", _hard_swish_int8)] if hard_swish else []
 
     return rules
 
@@ -178,7 +210,7 @@ def litert_rewrites(model, quantization=None):
     Args:
         model: keras.Model, traced inside the block (TensorFlow backend).
         quantization: None, "float16", "dynamic" or "int8"; the hard-swish
-            rewrite applies to "int8" only. Defaults to None.
+            and LayerNormalization rewrites apply to "int8" only. Defaults to None.
 
     Example:
         >>> import numpy as np, keras
