@@ -265,8 +265,8 @@ import sys
 sys.path.insert(0, {root!r})
 import jax, jax.numpy as jnp
 from medzoo.bench.compile_time import compile_breakdown
-jax.config.update("jax_compilation_cache_dir", {cache!r})
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+from medzoo.train.compile_cache import enable_compile_cache
+enable_compile_cache({cache!r})
 with compile_breakdown() as stages:
     jax.jit(lambda x: jnp.tanh(x @ x.T).sum())(jnp.ones((64, 64))).block_until_ready()
 print(stages)
@@ -274,7 +274,8 @@ print(stages)
 
 
 def test_compile_breakdown_counts_jax_stages_and_cache_hits(tmp_path):
-    """The stages JAX reports for a first call add up; a second process reads the program from the cache."""
+    """The stages JAX reports for a first call add up; a second process reads every program from medzoo's
+    compile cache, the ones that compiled in well under JAX's default 1 s threshold too."""
     script = COMPILE_BREAKDOWN.format(root=REPO, cache=str(tmp_path))
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
@@ -283,7 +284,7 @@ def test_compile_breakdown_counts_jax_stages_and_cache_hits(tmp_path):
     cold, cached = (ast.literal_eval(run.stdout.strip().splitlines()[-1]) for run in runs)
     assert cold["programs"] >= 1 and cold["cache_hits"] == 0
     assert cold["trace_s"] > 0 and cold["lower_s"] > 0 and cold["xla_compile_s"] > 0
-    assert cached["cache_hits"] >= 1 and cached["programs"] == cold["programs"]
+    assert cached["cache_hits"] == cached["programs"] == cold["programs"]
 
 
 def test_latency_script_saves_after_every_model_and_resumes(tmp_path, monkeypatch):

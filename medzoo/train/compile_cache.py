@@ -2,7 +2,11 @@
 
 On a GPU, XLA compiles (and autotunes) a model's train step for one to two
 minutes; JAX can keep the compiled program on disk and load it in seconds
-the next time the same model, batch and policy are trained.
+the next time the same model, batch and policy are trained. Every program is
+kept, not only those that took JAX's default 1 s: a Keras `fit` also compiles
+about 30 small ones (the optimizer's zero slots, per shape), which a cached
+run otherwise compiles again (tiny MobileNetV2 on a CPU: the cached first call
+went from 4.4-5.0 to 3.9-4.2 s, its XLA time from 1.9 to 1.0-1.1 s).
 """
 
 import os
@@ -20,7 +24,9 @@ def enable_compile_cache(directory=None):
     """Turns on JAX's persistent compilation cache; returns its folder, or None where there is none.
 
     Does nothing on other backends, when `MEDZOO_COMPILE_CACHE=off`, or when
-    the user already chose a folder (`JAX_COMPILATION_CACHE_DIR`).
+    the user already chose a folder (`JAX_COMPILATION_CACHE_DIR`). Caches
+    programs of any compile time unless `JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`
+    says otherwise.
 
     Args:
         directory: the cache folder; defaults to `default_cache_dir()`.
@@ -42,4 +48,6 @@ def enable_compile_cache(directory=None):
     directory = directory or default_cache_dir()
     os.makedirs(directory, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", directory)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
     return directory
