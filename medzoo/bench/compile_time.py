@@ -47,7 +47,8 @@ def compile_breakdown():
             counts[STAGES[event]] += 1
 
     def on_event(event, **_):
-        counts[event] += event == CACHE_HIT
+        if event == CACHE_HIT:
+            counts["cache_hits"] += 1
 
     monitoring.register_event_duration_secs_listener(on_duration)
     monitoring.register_event_listener(on_event)
@@ -57,4 +58,4 @@ def compile_breakdown():
         monitoring.unregister_event_duration_listener(on_duration)
         monitoring.unregister_event_listener(on_event)
         stages.update({name: seconds[name] for name in STAGES.values()})
-        stages.update(programs=counts["xla_compile_s"], cache_hits=counts[CACHE_HIT])
+        stages.update(programs=counts["xla_compile_s"], cache_hits=counts["cache_hits"])
