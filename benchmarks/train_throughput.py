@@ -39,10 +39,6 @@ MODELS = {
 }
 
 
-# A JAX Keras row's first-call figures (medzoo.bench.compile_time), kept again as cached_* for the cached run.
-COMPILE_COLUMNS = ("compile_s", "trace_s", "lower_s", "xla_compile_s", "programs", "cache_hits")
-
-
 def shapes(name, tiny):
     """(batch, input shape, frames per item) of a benchmark row."""
     spec, batch, frames = MODELS[name]
@@ -257,6 +253,8 @@ def measure(kind, name, steps, tiny, timeout, cached=True):
 
     import keras
 
+    from medzoo.bench.compile_time import COLUMNS
+
     if kind != "keras":
         return run_child(kind, name, steps, tiny, timeout)
     flags = {"xla_flags": os.environ["XLA_FLAGS"]} if os.environ.get("XLA_FLAGS") else {}
@@ -266,7 +264,7 @@ def measure(kind, name, steps, tiny, timeout, cached=True):
         row = {**run_child(kind, name, steps, tiny, timeout, env={"MEDZOO_COMPILE_CACHE": cache}), **flags}
         if "error" not in row and cached:
             again = run_child(kind, name, steps, tiny, timeout, env={"MEDZOO_COMPILE_CACHE": cache})
-            row.update({f"cached_{key}": again.get(key) for key in COMPILE_COLUMNS})
+            row.update({f"cached_{key}": again.get(key) for key in ("compile_s", *COLUMNS)})
     return row
 
 

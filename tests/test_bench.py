@@ -276,13 +276,15 @@ print(stages)
 def test_compile_breakdown_counts_jax_stages_and_cache_hits(tmp_path):
     """The stages JAX reports for a first call add up; a second process reads every program from medzoo's
     compile cache, the ones that compiled in well under JAX's default 1 s threshold too."""
+    from medzoo.bench.compile_time import COLUMNS
+
     script = COMPILE_BREAKDOWN.format(root=REPO, cache=str(tmp_path))
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
             for _ in range(2)]  # fmt: skip
     assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-3000:]
     cold, cached = (ast.literal_eval(run.stdout.strip().splitlines()[-1]) for run in runs)
-    assert cold["programs"] >= 1 and cold["cache_hits"] == 0
+    assert tuple(cold) == COLUMNS and cold["programs"] >= 1 and cold["cache_hits"] == 0
     assert cold["trace_s"] > 0 and cold["lower_s"] > 0 and cold["xla_compile_s"] > 0
     assert cached["cache_hits"] == cached["programs"] == cold["programs"]
 

@@ -17,6 +17,7 @@ STAGES = {
     "/jax/core/compile/backend_compile_duration": "xla_compile_s",
 }
 CACHE_HIT = "/jax/compilation_cache/cache_hits"
+COLUMNS = (*STAGES.values(), "programs", "cache_hits")  # the keys `compile_breakdown` fills
 
 
 @contextlib.contextmanager
