@@ -482,7 +482,8 @@ def build_parser():
                         "<run folder>/export_samples.npz)")
     export.add_argument("--labels", help="labels.json (default: <run folder>/labels.json)")
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
-    export.add_argument("--integer-io", action="store_true", help="int8 input/output tensors")
+    export.add_argument("--integer-io", action="store_true",
+                        help="int8 input/output tensors and every op int8 (integer-only accelerators)")
     export.add_argument("--calibration-samples", type=int, default=100, help="(default: 100)")
     export.add_argument("--runs", type=int, default=50, help="timed calls, streaming (default: 50)")
     export.set_defaults(run=_export)
