@@ -1,7 +1,7 @@
 """Training and inference throughput of each builder family against timm/torch (issue: GPU training).
 
     python benchmarks/train_throughput.py [--models ...] [--frameworks ...] [--steps 20] [--tiny] [--cold-only]
-                                          [--resume] [--out benchmarks/results]
+                                          [--new-head] [--resume] [--out benchmarks/results]
 
 For each model: medzoo's builder on the current Keras backend under the
 mixed-precision policy `fit` would pick (mixed_bfloat16 on an accelerator with
@@ -15,7 +15,10 @@ peak device memory.
 Every Keras model runs in its own process, so compile times and memory peaks
 are its own, and twice on one fresh XLA compile cache (JAX; once with
 `--cold-only`): the second run's compile time is what a rerun or a resumed
-`medzoo train` waits. A Keras row records `XLA_FLAGS` where it is set, so
+`medzoo train` waits. `--new-head` adds a third run with one more class, a new
+program on the same cache: on a GPU, JAX keeps XLA's per-fusion autotuning
+results in that cache too, so it shows what another head or a tuning trial of
+the same backbone and batch waits. A Keras row records `XLA_FLAGS` where it is set, so
 flag experiments stay labelled. Writes `train_throughput-<device>-<date>.csv`
 (`--resume` keeps its rows and measures the rest) and prints the table with
 medzoo/torch ratios. `--tiny` shrinks every input for a CPU smoke run.
@@ -64,19 +67,20 @@ def device_name():
     return cpu_name()
 
 
-def build_medzoo(name, shape):
+def build_medzoo(name, shape, extra_classes=0):
+    """The medzoo model of a row; `extra_classes` widens its head (the backbone's program stays the same)."""
     import medzoo
 
     spec = MODELS[name][0]
     if spec["builder"] == "cnn_lstm":
-        return medzoo.build_cnn_lstm(input_shape=shape, freeze_backbone=False)
+        return medzoo.build_cnn_lstm(input_shape=shape, freeze_backbone=False, num_classes=1 + extra_classes)
     if spec["builder"] == "dual":
-        return medzoo.build_dual_backbone(input_shape=shape, freeze_backbone=False)
-    return medzoo.build_transfer_classifier(backbone=spec["backbone"], input_shape=shape, num_classes=2,
-                                            freeze_backbone=False)  # fmt: skip
+        return medzoo.build_dual_backbone(input_shape=shape, freeze_backbone=False, num_classes=2 + extra_classes)
+    return medzoo.build_transfer_classifier(backbone=spec["backbone"], input_shape=shape,
+                                            num_classes=2 + extra_classes, freeze_backbone=False)  # fmt: skip
 
 
-def measure_keras(name, steps, tiny):
+def measure_keras(name, steps, tiny, extra_classes=0):
     """Runs in a child process: one medzoo model's training and inference rates on this backend.
 
     Times `model.fit` and `model.predict`, the calls `medzoo train` and
@@ -96,7 +100,7 @@ def measure_keras(name, steps, tiny):
     policy = choose_policy("auto")
     keras.mixed_precision.set_global_policy(policy)
     batch, shape, frames = shapes(name, tiny)
-    model = build_medzoo(name, shape)
+    model = build_medzoo(name, shape, extra_classes)
     units = model.output_shape[-1]
     model.compile(optimizer=keras.optimizers.AdamW(1e-4),
                   loss="binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy")
@@ -224,18 +228,20 @@ def measure_torch(name, steps, tiny, compiled):
 
 
 def child(argv):
-    """`--child keras|torch|torch.compile NAME STEPS TINY`: one measurement, as JSON on stdout's last line."""
+    """`--child keras|torch|torch.compile NAME STEPS TINY EXTRA_CLASSES`: one measurement, as JSON on stdout's
+    last line."""
     kind, name, steps, tiny = argv[0], argv[1], int(argv[2]), argv[3] == "1"
     if kind == "keras":
-        row = measure_keras(name, steps, tiny)
+        row = measure_keras(name, steps, tiny, int(argv[4]))
     else:
         row = measure_torch(name, steps, tiny, compiled=kind == "torch.compile")
     print(json.dumps(row))
 
 
-def run_child(kind, name, steps, tiny, timeout, env=None):
+def run_child(kind, name, steps, tiny, timeout, env=None, extra_classes=0):
     try:
-        done = subprocess.run([sys.executable, __file__, "--child", kind, name, str(steps), "1" if tiny else "0"],
+        done = subprocess.run([sys.executable, __file__, "--child", kind, name, str(steps), "1" if tiny else "0",
+                               str(extra_classes)],
                               capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
     except subprocess.TimeoutExpired:
         return {"error": f"over {timeout} s"}
@@ -244,10 +250,12 @@ def run_child(kind, name, steps, tiny, timeout, env=None):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def measure(kind, name, steps, tiny, timeout, cached=True):
+def measure(kind, name, steps, tiny, timeout, cached=True, new_head=False):
     """One row. On JAX a Keras model runs twice on a fresh compile cache: the second run's compile figures are
-    the cached ones, `cached_compile_s` and so on (`cached=False` skips it). A Keras row records `XLA_FLAGS`
-    where it is set (`xla_flags`).
+    the cached ones, `cached_compile_s` and so on (`cached=False` skips it). `new_head` runs it once more with
+    one more class, a new program on the same cache (`new_head_compile_s` ...): what another head or a tuning
+    trial waits once the backbone's convolutions are autotuned. A Keras row records `XLA_FLAGS` where it is set
+    (`xla_flags`).
     """
     import tempfile
 
@@ -262,9 +270,10 @@ def measure(kind, name, steps, tiny, timeout, cached=True):
         return {**run_child(kind, name, steps, tiny, timeout), **flags}
     with tempfile.TemporaryDirectory(prefix="medzoo-xla-") as cache:
         row = {**run_child(kind, name, steps, tiny, timeout, env={"MEDZOO_COMPILE_CACHE": cache}), **flags}
-        if "error" not in row and cached:
-            again = run_child(kind, name, steps, tiny, timeout, env={"MEDZOO_COMPILE_CACHE": cache})
-            row.update({f"cached_{key}": again.get(key) for key in ("compile_s", *COLUMNS)})
+        reruns = [("cached", 0)] * cached + [("new_head", 1)] * new_head  # (column prefix, extra classes)
+        for prefix, extra_classes in [] if "error" in row else reruns:
+            again = run_child(kind, name, steps, tiny, timeout, {"MEDZOO_COMPILE_CACHE": cache}, extra_classes)
+            row.update({f"{prefix}_{key}": again.get(key) for key in ("compile_s", *COLUMNS)})
     return row
 
 
@@ -293,6 +302,8 @@ def main(argv=None):
     parser.add_argument("--tiny", action="store_true", help="32 px, batch 2, 4 frames: a smoke run")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per measurement")
     parser.add_argument("--cold-only", action="store_true", help="skip the second (cached compile) Keras run")
+    parser.add_argument("--new-head", action="store_true",
+                        help="JAX: one more Keras run with one more class on the same compile cache")
     parser.add_argument("--resume", action="store_true", help="keep the rows today's file already holds")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args(argv)
@@ -317,13 +328,14 @@ def main(argv=None):
         for kind in (kind for kind in frameworks if (name, kind) not in done):
             row = {"model": name, "run": kind, "device": device, "host": host,
                    "unit": "frames" if MODELS[name][2] else "images",
-                   **measure(kind, name, args.steps, args.tiny, args.timeout, cached=not args.cold_only)}  # fmt: skip
+                   **measure(kind, name, args.steps, args.tiny, args.timeout, not args.cold_only, args.new_head)}  # fmt: skip
             rows = [old for old in rows if (old["model"], old["run"]) != (name, kind)] + [row]
             print(json.dumps(row), flush=True)
             os.makedirs(args.out, exist_ok=True)
             write_csv(path, _with_ratios(rows))  # after each: a run cut short keeps what it measured
     columns = {"model": None, "framework": None, "precision": None, "batch": None, "train_items_per_s": ",.0f",
-               "infer_items_per_s": ",.0f", "step_ms": ".1f", "compile_s": ".1f", "cached_compile_s": ".1f", "peak_memory_gb": ".2f",
+               "infer_items_per_s": ",.0f", "step_ms": ".1f", "compile_s": ".1f", "cached_compile_s": ".1f", "new_head_compile_s": ".1f",
+               "peak_memory_gb": ".2f",
                "vs_torch": ".2f", "vs_torch_compile": ".2f", "error": None}  # fmt: skip
     print(markdown_table(rows, columns))
     print(f"wrote {path}")

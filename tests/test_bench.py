@@ -244,11 +244,11 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
     if importlib.util.find_spec("torch") is None:
         assert "timm/torch rows skipped: torch and timm not installed" in done.stdout
     # --resume keeps the measured row; another model is added beside it, with the XLA flags it ran under, on
-    # JAX: with its first call's tracing, lowering and XLA compile times.
+    # JAX: with its first call's tracing, lowering and XLA compile times, and those of a run with a new head.
     flags = "--xla_cpu_enable_fast_math=false"
     done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "train_throughput.py"), "--tiny",
                            "--steps", "1", "--models", "cnn_lstm", "mobilenet_v2", "--resume", "--cold-only",
-                           "--frameworks", "keras", "--out", str(tmp_path)],
+                           "--new-head", "--frameworks", "keras", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "XLA_FLAGS": flags, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -258,6 +258,9 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
     assert added["model"] == "mobilenet_v2" and added["xla_flags"] == flags and "keras-jax" in added["framework"]
     stages = [float(added[key]) for key in ("trace_s", "lower_s", "xla_compile_s")]
     assert min(stages) > 0 and sum(stages) < float(added["compile_s"]) and int(added["programs"]) >= 1
+    # --new-head: one more class on the same cache, a new train step; the unchanged weights' programs are read.
+    assert not added.get("cached_compile_s") and float(added["new_head_compile_s"]) > 0
+    assert 0 < int(added["new_head_cache_hits"]) < int(added["new_head_programs"])
 
 
 COMPILE_BREAKDOWN = """

@@ -1,6 +1,7 @@
 """Training runs (resume after a kill, distribution), evaluation metrics against scikit-learn /
 scipy / hand-computed values, experiments, tuning and Grad-CAM; tiny models on real photos."""
 
+import ast
 import json
 import os
 import socket
@@ -122,6 +123,36 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(backend, image_folder
     assert [line.split(",")[0] for line in history[1:]] == ["0", "1", "2"]  # epoch 1 redone once
     for after_resume, uninterrupted in zip(final_weights(tmp_path / "a"), final_weights(tmp_path / "b")):
         np.testing.assert_allclose(after_resume, uninterrupted, rtol=1e-4, atol=1e-5)
+
+
+LOAD_RUN = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {repo!r})
+    from medzoo.bench.compile_time import compile_breakdown
+    from medzoo.runs import RunFolder
+    run = RunFolder(sys.argv[1])
+    if sys.argv[2] == "train":  # as fit does: the compile cache on, then the model built
+        from medzoo.models import create_model
+        from medzoo.train.compile_cache import enable_compile_cache
+        enable_compile_cache()
+        run.create().save_model(create_model("transfer_classifier", input_shape=(32, 32, 3)))
+    else:
+        with compile_breakdown() as stages:
+            run.load_model()
+        print(stages)
+""")
+
+
+def test_loading_a_jax_run_reads_its_build_programs_from_the_compile_cache(tmp_path):
+    """On JAX, building a model compiles an initializer per weight shape; loading a trained run in another
+    process (evaluate, predict) reads each of them from the cache its training wrote."""
+    env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "MEDZOO_COMPILE_CACHE": str(tmp_path / "xla")}
+    trained = run_script(LOAD_RUN.format(repo=REPO), str(tmp_path / "run"), "train", env=env)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    loaded = run_script(LOAD_RUN.format(repo=REPO), str(tmp_path / "run"), "load", env=env)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    stages = ast.literal_eval(loaded.stdout.strip().splitlines()[-1])
+    assert stages["cache_hits"] == stages["programs"] > 0
 
 
 DISTRIBUTED_RUN = textwrap.dedent("""
