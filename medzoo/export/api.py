@@ -236,7 +236,7 @@ def export(
             carries it for `medzoo predict` and the device runners. Defaults
             to None: the plain recipe of the model's input shape.
         integer_io: bool. With "int8", int8 input and output tensors and every op int8, for integer-only
-            accelerators (float I/O keeps attention's products and softmax float32). Defaults to False.
+            accelerators (float I/O keeps attention's products, softmax and RSQRT float32). Defaults to False.
         opset: int. ONNX opset. Defaults to 17.
         calibration_samples: int. Samples that calibrate "int8". Defaults to 100.
         parity_samples: int. Most samples compared with Keras. Defaults to 256.

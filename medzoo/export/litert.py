@@ -5,7 +5,8 @@ folds into convolutions and recurrent layers lower to builtin ops. Recurrent
 layers are unrolled first: Keras 3's LSTM otherwise needs TensorList (Flex)
 ops, which the Android LiteRT runtime lacks. The trace runs under
 `litert_rewrites` (same outputs, ops XNNPACK runs faster). In int8, attention's
-products of two activations and its softmax stay float32 (`_quantize_int8`).
+products of two activations, its softmax and its normalisations' RSQRT stay
+float32 (`_quantize_int8`).
 """
 
 import re
@@ -15,7 +16,7 @@ import numpy as np
 from medzoo.export.rewrites import litert_rewrites
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
-FLOAT_IN_INT8 = ["BATCH_MATMUL", "SOFTMAX"]  # in a model with attention: see _quantize_int8
+FLOAT_IN_INT8 = ["BATCH_MATMUL", "SOFTMAX", "RSQRT"]  # in a model with attention: see _quantize_int8
 
 
 class UnsupportedOpsError(RuntimeError):
@@ -76,7 +77,7 @@ def convert_to_litert(
         batch_size: int. Static batch of the artifact. Defaults to 1.
         integer_io: bool. With "int8", take int8 input and give int8 output
             instead of float, and quantize every op (float I/O keeps
-            attention's products and softmax in float32). Defaults to False.
+            attention's products, softmax and RSQRT in float32). Defaults to False.
 
     Returns:
         bytes, the .tflite flatbuffer.
@@ -132,16 +133,18 @@ def convert_to_litert(
 
 
 def _quantize_int8(calibrated, integer_io):
-    """Quantizes a calibrated float flatbuffer to int8; with float I/O, attention's products and softmax stay
-    float32.
+    """Quantizes a calibrated float flatbuffer to int8; with float I/O, attention's products, softmax and RSQRT
+    stay float32.
 
     XNNPACK has no int8 kernel for a product of two activations (BATCH_MATMUL):
     LiteRT's own took 41.4 of SwinV2's 86.4 ms of int8 ops. In float32 XNNPACK
-    runs them (and the softmax between them, with no int8 round trip): on a
-    Zen 4 at 2 threads (benchmarks/latency.py) int8 SwinV2 went from 89.9 to
-    45 ms, the small video transformer from 2,609 to 266 ms (and from rejected
-    to verified), ViViT-B from 26.6 to 3.5 s. Models without such products,
-    and integer I/O (for integer-only accelerators), quantize as the
+    runs them (and the softmax between them, with no int8 round trip); the
+    normalisations' RSQRTs (LayerNorm, SwinV2's cosine attention: 53 small ops,
+    8.72 of SwinV2's 40.8 ms of int8 ops once the products were float) too. On
+    a Zen 4 at 2 threads (benchmarks/latency.py) int8 SwinV2 went from 89.9 to
+    31.2 ms, the small video transformer from 2,609 to 251 ms (and from
+    rejected to verified), ViViT-B from 26.6 to 3.4 s. Models without such
+    products, and integer I/O (for integer-only accelerators), quantize as the
     converter's own int8 path does (the same outputs).
     """
     import tensorflow as tf
