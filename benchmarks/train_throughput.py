@@ -18,8 +18,8 @@ are its own, and twice on one fresh XLA compile cache (JAX; once with
 `medzoo train` waits. `--new-head` adds a third run with one more class, a new
 program on the same cache: on a GPU, JAX keeps XLA's per-fusion autotuning
 results in that cache too, so it shows what another head or a tuning trial of
-the same backbone and batch waits. A Keras row records `XLA_FLAGS` where it is set, so
-flag experiments stay labelled. Writes `train_throughput-<device>-<date>.csv`
+the same backbone and batch waits. A Keras row records `XLA_FLAGS` where it is
+set, so flag experiments stay labelled. Writes `train_throughput-<device>-<date>.csv`
 (`--resume` keeps its rows and measures the rest) and prints the table with
 medzoo/torch ratios. `--tiny` shrinks every input for a CPU smoke run.
 """
@@ -334,9 +334,9 @@ def main(argv=None):
             os.makedirs(args.out, exist_ok=True)
             write_csv(path, _with_ratios(rows))  # after each: a run cut short keeps what it measured
     columns = {"model": None, "framework": None, "precision": None, "batch": None, "train_items_per_s": ",.0f",
-               "infer_items_per_s": ",.0f", "step_ms": ".1f", "compile_s": ".1f", "cached_compile_s": ".1f", "new_head_compile_s": ".1f",
-               "peak_memory_gb": ".2f",
-               "vs_torch": ".2f", "vs_torch_compile": ".2f", "error": None}  # fmt: skip
+               "infer_items_per_s": ",.0f", "step_ms": ".1f", "compile_s": ".1f", "cached_compile_s": ".1f",
+               "new_head_compile_s": ".1f", "peak_memory_gb": ".2f", "vs_torch": ".2f", "vs_torch_compile": ".2f",
+               "error": None}  # fmt: skip
     print(markdown_table(rows, columns))
     print(f"wrote {path}")
     return 0
