@@ -5,7 +5,8 @@
 
 A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
 `<!-- end table -->` (indented like its list item); the file's name (pipeline-, latency-, slide_memory-,
-accuracy_vs_latency-, video_demo-, train_throughput-, train_throughput_xla_flags-, echo-, serve_load-, op_profile-) picks the renderer. After a benchmark writes a new CSV,
+accuracy_vs_latency-, video_demo-, train_throughput-, train_throughput_xla_flags-,
+train_throughput_compile-, echo-, serve_load-, op_profile-) picks the renderer. After a benchmark writes a new CSV,
 point the marker at it and run this script.
 """
 
@@ -191,6 +192,25 @@ def train_throughput_xla_flags_table(rows):
                   f"infer {rows[0]['unit']}/s"], body)  # fmt: skip
 
 
+def train_throughput_compile_table(rows):
+    """Where each Keras row's first `fit` call spends its extra time, cold, cached and with a new head: XLA
+    compiling, tracing plus lowering, and the rest (running the program's first step: the runtime's first use)."""
+    def seconds(row, prefix=""):
+        stages = [float(row[prefix + key]) for key in ("compile_s", "xla_compile_s", "trace_s", "lower_s")]
+        return stages[0], stages[1], stages[2] + stages[3], stages[0] - sum(stages[1:])
+
+    body = []
+    for row in rows:
+        cold, cached, new_head = seconds(row), seconds(row, "cached_"), seconds(row, "new_head_")
+        body.append([f"{row['model']} ({row['unit']}, batch {row['batch']})", *(f"{value:.0f} s" for value in cold),
+                     f"{cached[0]:.0f} s", f"{cached[1]:.1f} s", f"{cached[3]:.0f} s", f"{new_head[0]:.0f} s",
+                     f"{new_head[1]:.0f} s", f"{row['new_head_cache_hits']} of {row['new_head_programs']}",
+                     f"{float(row['train_items_per_s']):,.0f} / {float(row['infer_items_per_s']):,.0f}"])  # fmt: skip
+    return table(["model", "cold first call", "XLA compile", "trace + lower", "rest", "cached first call",
+                  "XLA (cache reads)", "rest", "new head first call", "XLA compile", "new head cache hits",
+                  "train / infer per s"], body)  # fmt: skip
+
+
 def echo_table(results):
     """S4 on painted real echo frames: the localizer, the classifier grid under both protocols, the
     white-pixel baseline and the end-to-end accuracy, as four tables."""
@@ -244,9 +264,12 @@ def op_profile_table(rows, top=3):
         ["model", "artifact", "ops summed", "slowest op types"], body)
 
 
-RENDERERS = {"op_profile": op_profile_table, "serve_load": serve_load_table, "echo": echo_table, "pipeline": pipeline_table, "train_throughput": train_throughput_table,
-             "train_throughput_xla_flags": train_throughput_xla_flags_table, "video_demo": video_demo_table, "latency": latency_table, "slide_memory": slide_memory_table,
-             "accuracy_vs_latency": accuracy_table}  # fmt: skip
+RENDERERS = {
+    "op_profile": op_profile_table, "serve_load": serve_load_table, "echo": echo_table, "pipeline": pipeline_table,
+    "train_throughput": train_throughput_table, "train_throughput_xla_flags": train_throughput_xla_flags_table,
+    "train_throughput_compile": train_throughput_compile_table, "video_demo": video_demo_table,
+    "latency": latency_table, "slide_memory": slide_memory_table, "accuracy_vs_latency": accuracy_table,
+}  # fmt: skip
 
 
 def render(text):

@@ -1,13 +1,18 @@
-"""A persistent XLA compilation cache for JAX training, so a rerun or a resume skips the compile.
+"""A persistent XLA compilation cache for JAX, so a rerun, a resume or a loaded run skips the compile.
 
 On a GPU, XLA compiles (and autotunes) a model's train step for one to two
 minutes; JAX can keep the compiled program on disk and load it in seconds
-the next time the same model, batch and policy are trained. Every program is
-kept, not only those that took JAX's default 1 s: a Keras `fit` also compiles
-about 30 small ones (the optimizer's zero slots, per shape), which a cached
-run otherwise compiles again (tiny MobileNetV2 on a CPU: the cached first call
-went from 4.4-5.0 to 3.9-4.2 s, its XLA time from 1.9 to 1.0-1.1 s).
-"""
+the next time the same model, batch and policy are trained (on an H200: a
+47-76 s XLA compile read back in 1-2 s). With the cache on, JAX also keeps
+XLA's per-fusion autotuning results in it, so a new program on an autotuned
+backbone (another head, a tuning trial) compiles faster (there: 7-14 s of
+XLA for three families, ConvNeXt-Small 33 s, against 47-76 s cold).
+Every program is kept, not only those that took JAX's default 1 s: a Keras
+`fit` also compiles about 30 small ones (the optimizer's zero slots, per
+shape), and building a model one initializer per weight shape, which a
+cached run or a load otherwise compiles again (tiny MobileNetV2 on a CPU:
+the cached first call went from 4.4-5.0 to 3.9-4.2 s, its XLA time from 1.9
+to 1.0-1.1 s)."""
 
 import os
 
