@@ -27,7 +27,6 @@ medzoo/torch ratios. `--tiny` shrinks every input for a CPU smoke run.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -239,15 +238,10 @@ def child(argv):
 
 
 def run_child(kind, name, steps, tiny, timeout, env=None, extra_classes=0):
-    try:
-        done = subprocess.run([sys.executable, __file__, "--child", kind, name, str(steps), "1" if tiny else "0",
-                               str(extra_classes)],
-                              capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return {"error": f"over {timeout} s"}
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1][:200]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    from medzoo.bench.measure import json_child
+
+    return json_child([__file__, "--child", kind, name, str(steps), "1" if tiny else "0", str(extra_classes)],
+                      timeout, env)  # fmt: skip
 
 
 def measure(kind, name, steps, tiny, timeout, cached=True, new_head=False):

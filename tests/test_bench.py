@@ -263,6 +263,28 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
     assert 0 < int(added["new_head_cache_hits"]) < int(added["new_head_programs"])
 
 
+def test_first_step_script_times_each_layer_kind_in_its_own_process(tmp_path):
+    """A CPU smoke run of the first-run diagnostic: a row per layer kind with its compile, first and steady
+    run, and the first run's excess per layer; on TensorFlow it says it needs JAX."""
+    script = os.path.join(REPO, "benchmarks", "first_step.py")
+    done = subprocess.run([sys.executable, script, "--tiny", "--depth", "2", "--layers", "depthwise7x7", "conv1x1",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    [written] = os.listdir(tmp_path)
+    with open(tmp_path / written, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["layer"] for row in rows] == ["depthwise7x7", "conv1x1"] and "error" not in rows[0]
+    for row in rows:
+        assert row["input"] == "2x8x8x96" and row["depth"] == "2" and row["policy"] == "float32"
+        first, steady = float(row["first_run_ms"]), float(row["steady_ms"])
+        assert float(row["compile_s"]) > 0 and first > 0 and steady > 0
+        assert float(row["first_run_per_layer_ms"]) == pytest.approx((first - steady) / 2)
+    refused = subprocess.run([sys.executable, script, "--tiny"], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "KERAS_BACKEND": "tensorflow"})  # fmt: skip
+    assert refused.returncode == 1 and "run it with KERAS_BACKEND=jax" in refused.stderr
+
+
 COMPILE_BREAKDOWN = """
 import sys
 sys.path.insert(0, {root!r})

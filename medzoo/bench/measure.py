@@ -9,6 +9,7 @@ latency / floor compares like with like.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -72,6 +73,26 @@ def measure_in_child(job, timeout=900):
             + completed.stderr[-2000:]
         )
     return json.loads(lines[-1])
+
+
+def json_child(argv, timeout, env=None):
+    """Runs `python *argv` in a fresh process and returns the JSON object its stdout's last line holds, or
+    {"error": why} (a timeout, or the last line of its stderr).
+
+    Example:
+        >>> json_child(["-c", "print('{\\"x\\": 1}')"], timeout=60)
+        {'x': 1}
+        >>> json_child(["-c", "raise SystemExit('no GPU')"], timeout=60)
+        {'error': 'no GPU'}
+    """
+    try:
+        done = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout} s"}
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1][:200]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
