@@ -74,6 +74,7 @@ def measure(kind, depth, tiny):
     import numpy as np
 
     from medzoo.train.precision import choose_policy
+    from train_throughput import framework
 
     keras.mixed_precision.set_global_policy(choose_policy("auto"))
     warm_up_libraries()
@@ -90,7 +91,7 @@ def measure(kind, depth, tiny):
         start = time.perf_counter()
         jax.block_until_ready(compiled(trainable, non_trainable, x))
         runs_ms.append((time.perf_counter() - start) * 1e3)
-    return {"layer": kind, "depth": depth, "input": "x".join(map(str, shape)),
+    return {"layer": kind, "framework": framework(), "depth": depth, "input": "x".join(map(str, shape)),
             "policy": keras.mixed_precision.global_policy().name, "compile_s": compile_s,
             "first_run_ms": runs_ms[0], "steady_ms": runs_ms[2],
             "first_run_per_layer_ms": (runs_ms[0] - runs_ms[2]) / depth}  # fmt: skip

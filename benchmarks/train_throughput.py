@@ -66,6 +66,18 @@ def device_name():
     return cpu_name()
 
 
+def framework():
+    """"medzoo keras-<backend> <Keras version>", with JAX's version on JAX (its XLA compiles the programs)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return f"medzoo keras-jax {keras.__version__} (jax {jax.__version__})"
+    return f"medzoo keras-{backend} {keras.__version__}"
+
+
 def build_medzoo(name, shape, extra_classes=0):
     """The medzoo model of a row; `extra_classes` widens its head (the backbone's program stays the same)."""
     import medzoo
@@ -112,7 +124,7 @@ def measure_keras(name, steps, tiny, extra_classes=0):
                            runs=2)  # fmt: skip
     infer = time_calls(lambda: model.predict(repeat_batch((x,)), steps=steps, verbose=0), warmup=0, runs=2)
     step_ms = train["mean_ms"] / steps
-    return {"framework": f"medzoo keras-{keras.backend.backend()} {keras.__version__}", "precision": policy,
+    return {"framework": framework(), "precision": policy,
             "batch": batch, "train_items_per_s": batch * frames * 1e3 / step_ms, "step_ms": step_ms,
             "infer_items_per_s": batch * frames * steps * 1e3 / infer["mean_ms"],
             "compile_s": (train["first_ms"] - train["mean_ms"]) / 1e3, **stages,
