@@ -11,7 +11,9 @@ shapes, own weights) is compiled ahead of time as a train step (forward,
 backward, an SGD update) under the policy `fit` would pick, then run three
 times. Each row: compile_s (cold: XLA's autotuning is in it), first_run_ms (the
 first execution), steady_ms (the third) and first_run_per_layer_ms, (first -
-steady) / depth. A small convolution and matrix product run first in each
+steady) / depth. The layers of a stack share one configuration, which a runtime
+may set up once for all of them: compare kinds, rather than multiply a row by a
+model's layer count. A small convolution and matrix product run first in each
 process, so the libraries' start-up (cuDNN, cuBLAS) is charged to no kind.
 Writes `first_step-<device>-<date>.csv`; `--tiny` shrinks the inputs for a CPU
 smoke run.
