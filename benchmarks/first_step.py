@@ -75,8 +75,8 @@ def measure(kind, depth, tiny):
     import jax
     import numpy as np
 
+    from medzoo.bench.report import keras_framework
     from medzoo.train.precision import choose_policy
-    from train_throughput import framework
 
     keras.mixed_precision.set_global_policy(choose_policy("auto"))
     warm_up_libraries()
@@ -93,7 +93,7 @@ def measure(kind, depth, tiny):
         start = time.perf_counter()
         jax.block_until_ready(compiled(trainable, non_trainable, x))
         runs_ms.append((time.perf_counter() - start) * 1e3)
-    return {"layer": kind, "framework": framework(), "depth": depth, "input": "x".join(map(str, shape)),
+    return {"layer": kind, "framework": keras_framework(), "depth": depth, "input": "x".join(map(str, shape)),
             "policy": keras.mixed_precision.global_policy().name, "compile_s": compile_s,
             "first_run_ms": runs_ms[0], "steady_ms": runs_ms[2],
             "first_run_per_layer_ms": (runs_ms[0] - runs_ms[2]) / depth}  # fmt: skip
@@ -118,9 +118,8 @@ def main(argv=None):
         raise SystemExit(f"first_step.py times JAX programs: run it with KERAS_BACKEND=jax "
                          f"(the backend is {keras.backend.backend()}).")  # fmt: skip
     from medzoo.bench.measure import json_child
-    from medzoo.bench.report import markdown_table
+    from medzoo.bench.report import device_name, markdown_table
     from medzoo.io.atomic import write_csv
-    from train_throughput import device_name
 
     device = device_name()
     rows = []

@@ -51,33 +51,6 @@ def shapes(name, tiny):
     return batch, shape, frames or 1
 
 
-def device_name():
-    """The accelerator (or CPU) name, file-name safe."""
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        device = jax.devices()[0]
-        if device.platform != "cpu":
-            return device.device_kind.replace(" ", "_")
-    from medzoo.bench.report import cpu_name
-
-    return cpu_name()
-
-
-def framework():
-    """"medzoo keras-<backend> <Keras version>", with JAX's version on JAX (its XLA compiles the programs)."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        return f"medzoo keras-jax {keras.__version__} (jax {jax.__version__})"
-    return f"medzoo keras-{backend} {keras.__version__}"
-
-
 def build_medzoo(name, shape, extra_classes=0):
     """The medzoo model of a row; `extra_classes` widens its head (the backbone's program stays the same)."""
     import medzoo
@@ -103,6 +76,7 @@ def measure_keras(name, steps, tiny, extra_classes=0):
 
     from medzoo.bench.compile_time import compile_breakdown
     from medzoo.bench.latency import time_calls
+    from medzoo.bench.report import keras_framework
     from medzoo.bench.throughput import repeat_batch
     from medzoo.train.compile_cache import enable_compile_cache
     from medzoo.train.precision import choose_policy
@@ -124,7 +98,7 @@ def measure_keras(name, steps, tiny, extra_classes=0):
                            runs=2)  # fmt: skip
     infer = time_calls(lambda: model.predict(repeat_batch((x,)), steps=steps, verbose=0), warmup=0, runs=2)
     step_ms = train["mean_ms"] / steps
-    return {"framework": framework(), "precision": policy,
+    return {"framework": keras_framework(), "precision": policy,
             "batch": batch, "train_items_per_s": batch * frames * 1e3 / step_ms, "step_ms": step_ms,
             "infer_items_per_s": batch * frames * steps * 1e3 / infer["mean_ms"],
             "compile_s": (train["first_ms"] - train["mean_ms"]) / 1e3, **stages,
@@ -315,7 +289,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import datetime
 
-    from medzoo.bench.report import cpu_name, markdown_table, read_results
+    from medzoo.bench.report import cpu_name, device_name, markdown_table, read_results
     from medzoo.io.atomic import write_csv
 
     frameworks = list(args.frameworks)

@@ -47,37 +47,9 @@ def measure_job(job):
     return {**row, "sgemm_gflops": gflops}
 
 
-def measure_in_child(job, timeout=900):
-    """Measures one job in a fresh Python process and returns its row.
-
-    Args:
-        job: dict with path (.keras, .tflite, .onnx or a streaming folder),
-            runtime (see `medzoo.bench.RUNTIMES`, or "litert_streaming" with
-            clip_frames), threads, and optionally runs and warmup.
-        timeout: float. Seconds before the child is killed. Defaults to 900.
-
-    Returns:
-        dict: `latency`'s figures plus sgemm_gflops at the same thread count
-        (and clip_p50_ms for streaming).
-    """
-    completed = subprocess.run(
-        [sys.executable, "-m", "medzoo.bench.measure", json.dumps(job)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    lines = completed.stdout.strip().splitlines()
-    if completed.returncode != 0 or not lines:
-        raise RuntimeError(
-            f"Latency measurement {job} failed (exit {completed.returncode}):\n"
-            + completed.stderr[-2000:]
-        )
-    return json.loads(lines[-1])
-
-
 def json_child(argv, timeout, env=None):
     """Runs `python *argv` in a fresh process and returns the JSON object its stdout's last line holds, or
-    {"error": why} (a timeout, or the last line of its stderr).
+    {"error": why}: a timeout, or the last line of its stderr, whose tail is echoed to this stderr.
 
     Example:
         >>> json_child(["-c", "print('{\\"x\\": 1}')"], timeout=60)
@@ -90,10 +62,33 @@ def json_child(argv, timeout, env=None):
                               env={**os.environ, **(env or {})})  # fmt: skip
     except subprocess.TimeoutExpired:
         return {"error": f"over {timeout} s"}
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1][:200]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == 0 and lines:
+        return json.loads(lines[-1])
+    print(done.stderr[-2000:], file=sys.stderr)
+    return {"error": (done.stderr.strip().splitlines() or [f"exit {done.returncode}, no output"])[-1][:200]}
 
+
+def measure_in_child(job, timeout=900):
+    """Measures one job in a fresh Python process and returns its row.
+
+    Args:
+        job: dict with path (.keras, .tflite, .onnx or a streaming folder),
+            runtime (see `medzoo.bench.RUNTIMES`, or "litert_streaming" with
+            clip_frames), threads, and optionally runs and warmup.
+        timeout: float. Seconds before the child is killed. Defaults to 900.
+
+    Returns:
+        dict: `latency`'s figures plus sgemm_gflops at the same thread count
+        (and clip_p50_ms for streaming).
+
+    Raises:
+        RuntimeError: the child failed or timed out (its stderr's tail is on stderr).
+    """
+    row = json_child(["-m", "medzoo.bench.measure", json.dumps(job)], timeout)
+    if "error" in row:
+        raise RuntimeError(f"Latency measurement {job} failed: {row['error']}")
+    return row
 
 if __name__ == "__main__":
     print(json.dumps(measure_job(json.loads(sys.argv[1]))))

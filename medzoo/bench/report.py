@@ -1,4 +1,4 @@
-"""Benchmark results: files named by their conditions (CPU, date), and markdown tables."""
+"""Benchmark results: files named by their conditions (device, CPU, date), and markdown tables."""
 
 import datetime
 import functools
@@ -33,6 +33,31 @@ def cpu_name():
     name = _first_cpu().get("model name")
     return name.replace(" ", "_") if name else platform.machine()
 
+
+
+def device_name():
+    """The accelerator Keras runs on (JAX), else the CPU, as a file-name-safe string, e.g. "NVIDIA_H200"."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform != "cpu":
+            return device.device_kind.replace(" ", "_")
+    return cpu_name()
+
+
+def keras_framework():
+    """"medzoo keras-<backend> <Keras version>", with JAX's version on JAX (its XLA compiles the programs)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return f"medzoo keras-jax {keras.__version__} (jax {jax.__version__})"
+    return f"medzoo keras-{backend} {keras.__version__}"
 
 # Instruction sets that decide which kernels a CPU runtime picks (x86 names from
 # /proc/cpuinfo "flags", ARM names from "Features").
