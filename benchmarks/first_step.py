@@ -1,22 +1,33 @@
-"""The first run of a compiled train step, per layer kind: what a JAX run waits beyond compiling (issue: GPU
-training).
+"""The first run of a compiled train step, per layer kind and per backbone: what a JAX run waits beyond
+compiling (issue: GPU training).
 
-    KERAS_BACKEND=jax python benchmarks/first_step.py [--layers ...] [--depth 8] [--tiny] [--out benchmarks/results]
+    KERAS_BACKEND=jax python benchmarks/first_step.py [--layers KIND ...] [--depthwise grouped|taps]
+        [--depth 8] [--precision auto] [--tiny] [--out benchmarks/results]
 
 On an H200, a Keras `fit` whose every program was read from the compile cache
 still spent 10-11 s (ConvNeXt-Small 21-22 s) of its first call beyond tracing,
-lowering and reading programs: running the first step. This times that by layer
-kind. For each kind, in its own process: a stack of `depth` such layers (same
-shapes, own weights) is compiled ahead of time as a train step (forward,
-backward, an SGD update) under the policy `fit` would pick, then run three
-times. Each row: compile_s (cold: XLA's autotuning is in it), first_run_ms (the
-first execution), steady_ms (the third) and first_run_per_layer_ms, (first -
-steady) / depth. The layers of a stack share one configuration, which a runtime
-may set up once for all of them: compare kinds, rather than multiply a row by a
-model's layer count. A small convolution and matrix product run first in each
-process, so the libraries' start-up (cuDNN, cuBLAS) is charged to no kind.
-Writes `first_step-<device>-<date>.csv`; `--tiny` shrinks the inputs for a CPU
-smoke run.
+lowering and reading programs: running the first step. This times that. For
+each kind, in its own process, a model is compiled ahead of time as a train
+step (forward, backward, an SGD update) under the policy `fit` would pick (or
+`--precision`'s), then run five times. A stack kind (depthwise3x3, conv1x1, ...)
+is `depth` such layers (same shapes, own weights); a backbone kind
+(mobilenet_v2, convnext_small) is the whole medzoo backbone at its benchmark
+row's batch and side. Each row: compile_s (cold: XLA's autotuning is in it),
+first_run_ms, steady_ms (the median of the other four) and first_run_extra_ms
+(first - steady). The layers of a stack share one configuration, which a
+runtime may set up once for all of them: compare kinds, rather than multiply a
+row by a model's layer count. A small convolution and matrix product run first
+in each process, so the libraries' start-up (cuDNN, cuBLAS) is charged to no
+kind.
+
+`--depthwise taps` swaps a backbone's depthwise convolutions (Keras'
+DepthwiseConv2D, and ConvNeXt's Conv2D with a group per channel) for the same
+layer computed as a sum of shifted slices (`TapDepthwiseConv2D`,
+`TapGroupedConv2D`): same weights and outputs, no cuDNN grouped convolution,
+so its compile_s and first_run_extra_ms show what those cost and its steady_ms
+what avoiding them costs. Writes `first_step-<device>-<date>.csv` (the rows
+name the depthwise formulation, policy and XLA_FLAGS); `--tiny` shrinks the
+inputs for a CPU smoke run.
 """
 
 import argparse
@@ -28,20 +39,107 @@ import time
 import keras
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # medzoo from this checkout
+from medzoo.train.precision import CHOICES  # noqa: E402
 
 CHANNELS = 96  # ConvNeXt-Small's first stage; MobileNetV2's expanded blocks hold 96-960
-LAYERS = {  # name: Keras layer (the kinds medzoo's backbones are made of)
+STACKS = {  # name: Keras layer (the kinds medzoo's backbones are made of)
     "depthwise3x3": lambda: keras.layers.DepthwiseConv2D(3, padding="same"),
     "depthwise7x7": lambda: keras.layers.DepthwiseConv2D(7, padding="same"),
     "conv3x3": lambda: keras.layers.Conv2D(CHANNELS, 3, padding="same"),
     "conv1x1": lambda: keras.layers.Conv2D(CHANNELS, 1),
     "layernorm": lambda: keras.layers.LayerNormalization(epsilon=1e-6),
 }
+BACKBONES = {"mobilenet_v2": (128, 224), "convnext_small": (64, 256)}  # name: (batch, side), the issue's rows
+KINDS = (*STACKS, *BACKBONES)
 
 
-def input_shape(tiny):
-    """(batch, height, width, channels): ConvNeXt-Small's first stage at batch 64 (256 px input)."""
+def depthwise_taps(inputs, kernel, strides, padding):
+    """A depthwise convolution (`kernel`: height, width, channels) as a sum of strided, shifted slices of
+    `inputs`, each scaled per channel by one kernel tap: elementwise work that XLA fuses itself."""
+    (kh, kw), (sh, sw), (height, width) = kernel.shape[:2], strides, inputs.shape[1:3]
+    if padding == "same":  # TensorFlow's and XLA's SAME: the odd pixel of padding goes after
+        out_h, out_w = -(-height // sh), -(-width // sw)
+        pad_h, pad_w = max((out_h - 1) * sh + kh - height, 0), max((out_w - 1) * sw + kw - width, 0)
+        inputs = keras.ops.pad(inputs, [[0, 0], [pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2],
+                                        [0, 0]])  # fmt: skip
+    else:
+        out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
+    taps = [inputs[:, i:i + (out_h - 1) * sh + 1:sh, j:j + (out_w - 1) * sw + 1:sw, :] * kernel[i, j]
+            for i in range(kh) for j in range(kw)]  # fmt: skip
+    return sum(taps[1:], taps[0])
+
+
+class TapDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    """Keras' DepthwiseConv2D (multiplier 1, no dilation), same weights and outputs, computed by
+    `depthwise_taps` rather than as a cuDNN grouped convolution: the candidate `--depthwise taps` swaps in.
+
+    Example:
+        >>> import numpy as np
+        >>> TapDepthwiseConv2D(3, strides=2, padding="same")(np.ones((1, 5, 5, 2), "float32")).shape
+        (1, 3, 3, 2)
+    """
+
+    def call(self, inputs):
+        outputs = depthwise_taps(inputs, self.kernel[:, :, :, 0], self.strides, self.padding)
+        return self.activation(outputs + self.bias if self.use_bias else outputs)
+
+
+class TapGroupedConv2D(keras.layers.Conv2D):
+    """Keras' Conv2D with one group per channel (ConvNeXt's depthwise convolutions), computed by
+    `depthwise_taps`."""
+
+    def call(self, inputs):
+        outputs = depthwise_taps(inputs, self.kernel[:, :, 0, :], self.strides, self.padding)
+        return self.activation(outputs + self.bias if self.use_bias else outputs)
+
+
+def tap_class(layer):
+    """The taps class that computes `layer`, or None when it is no plain channels-last depthwise convolution."""
+    plain = getattr(layer, "dilation_rate", None) == (1, 1) and getattr(layer, "data_format", "") == "channels_last"
+    if type(layer) is keras.layers.DepthwiseConv2D and plain and layer.depth_multiplier == 1:
+        return TapDepthwiseConv2D
+    if type(layer) is keras.layers.Conv2D and plain and layer.groups > 1 and layer.groups == layer.filters:
+        return TapGroupedConv2D
+    return None
+
+
+def with_tap_depthwise(model):
+    """A copy of `model` (nested models too) whose depthwise convolutions are taps layers, with its weights.
+
+    Example:
+        >>> from medzoo.models.backbones import build_backbone
+        >>> swapped = with_tap_depthwise(build_backbone("mobilenet_v2", (32, 32, 3)))
+        >>> sum(isinstance(layer, TapDepthwiseConv2D) for layer in swapped.layers)
+        17
+    """
+
+    def clone(layer):
+        swap = tap_class(layer)
+        return (swap or layer.__class__).from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def input_shape(kind, tiny):
+    """(batch, height, width, channels): a stack at ConvNeXt-Small's first stage (batch 64, 256 px input), a
+    backbone at its benchmark row."""
+    if kind in BACKBONES:
+        batch, side = (2, 32) if tiny else BACKBONES[kind]
+        return (batch, side, side, 3)
     return (2, 8, 8, CHANNELS) if tiny else (64, 64, 64, CHANNELS)
+
+
+def build(kind, depth, shape, depthwise):
+    """The model a row times: `depth` layers of a stack kind, or a whole medzoo backbone."""
+    from medzoo.models.backbones import build_backbone
+
+    if kind in BACKBONES:
+        model = build_backbone(kind, shape[1:])
+    else:
+        model = keras.Sequential([keras.Input(shape[1:])] + [STACKS[kind]() for _ in range(depth)])
+    return with_tap_depthwise(model) if depthwise == "taps" else model
 
 
 def train_step(model):
@@ -70,18 +168,18 @@ def warm_up_libraries():
     jax.block_until_ready((conv, x.reshape(8, 64) @ jnp.ones((64, 8))))
 
 
-def measure(kind, depth, tiny):
-    """Runs in a child process: one layer kind's compile, first run and steady run (see the module doc)."""
+def measure(kind, depth, tiny, precision="auto", depthwise="grouped"):
+    """Runs in a child process: one kind's compile, first run and steady run (see the module doc)."""
     import jax
     import numpy as np
 
     from medzoo.bench.report import keras_framework
     from medzoo.train.precision import choose_policy
 
-    keras.mixed_precision.set_global_policy(choose_policy("auto"))
+    keras.mixed_precision.set_global_policy(choose_policy(precision))
     warm_up_libraries()
-    shape = input_shape(tiny)
-    model = keras.Sequential([keras.Input(shape[1:])] + [LAYERS[kind]() for _ in range(depth)])
+    shape = input_shape(kind, tiny)
+    model = build(kind, depth, shape, depthwise)
     trainable = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]
     x = jax.numpy.asarray(np.random.default_rng(0).uniform(-1, 1, shape).astype("float32"))
@@ -89,29 +187,39 @@ def measure(kind, depth, tiny):
     compiled = jax.jit(train_step(model)).lower(trainable, non_trainable, x).compile()
     compile_s = time.perf_counter() - start
     runs_ms = []
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         jax.block_until_ready(compiled(trainable, non_trainable, x))
         runs_ms.append((time.perf_counter() - start) * 1e3)
-    return {"layer": kind, "framework": keras_framework(), "depth": depth, "input": "x".join(map(str, shape)),
+    steady_ms = float(np.median(runs_ms[1:]))
+    return {"layer": kind, "depthwise": depthwise, "framework": keras_framework(),
+            "depth": depth if kind in STACKS else "", "input": "x".join(map(str, shape)),
             "policy": keras.mixed_precision.global_policy().name, "compile_s": compile_s,
-            "first_run_ms": runs_ms[0], "steady_ms": runs_ms[2],
-            "first_run_per_layer_ms": (runs_ms[0] - runs_ms[2]) / depth}  # fmt: skip
+            "first_run_ms": runs_ms[0], "steady_ms": steady_ms,
+            "first_run_extra_ms": runs_ms[0] - steady_ms, "xla_flags": os.environ.get("XLA_FLAGS", "")}  # fmt: skip
 
 
 def main(argv=None):
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # as train_throughput: each child its own
     if argv is None and sys.argv[1:2] == ["--child"]:
-        kind, depth, tiny = sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
-        print(json.dumps(measure(kind, depth, tiny)))
+        kind, depth, tiny, precision, depthwise = sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", *sys.argv[5:7]
+        print(json.dumps(measure(kind, depth, tiny, precision, depthwise)))
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layers", nargs="+", choices=list(LAYERS), default=list(LAYERS))
+    parser.add_argument("--layers", nargs="+", choices=KINDS, default=list(STACKS),
+                        help="stack kinds (the default) and whole backbones")
     parser.add_argument("--depth", type=int, default=8, help="layers of the kind in one train step")
     parser.add_argument("--tiny", action="store_true", help="batch 2 at 8x8: a smoke run")
+    parser.add_argument("--precision", choices=CHOICES, default="auto", help="as `medzoo train`'s (auto: what fit picks)")
+    parser.add_argument("--depthwise", choices=("grouped", "taps"), default="grouped",
+                        help="taps: swap depthwise convolutions for TapDepthwiseConv2D / TapGroupedConv2D")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per layer kind")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args(argv)
+    if args.depthwise == "taps" and set(args.layers) & set(STACKS):
+        parser.error("--depthwise taps times backbones: XLA fuses a stack's back-to-back taps layers into "
+                     "programs that recompute each other's slices, which no backbone does (a 1x1 convolution or "
+                     "a Dense layer follows each depthwise one)")  # fmt: skip
     import datetime
 
     if keras.backend.backend() != "jax":
@@ -124,15 +232,16 @@ def main(argv=None):
     device = device_name()
     rows = []
     for kind in args.layers:
-        row = {"layer": kind, "device": device,
-               **json_child([__file__, "--child", kind, str(args.depth), "1" if args.tiny else "0"], args.timeout)}
+        child = [__file__, "--child", kind, str(args.depth), "1" if args.tiny else "0", args.precision, args.depthwise]
+        row = {"layer": kind, "device": device, **json_child(child, args.timeout)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     path = os.path.join(args.out, f"first_step-{device}-{datetime.date.today()}.csv")
     os.makedirs(args.out, exist_ok=True)
     write_csv(path, rows)
-    print(markdown_table(rows, {"layer": None, "policy": None, "compile_s": ".1f", "first_run_ms": ".1f",
-                                "steady_ms": ".2f", "first_run_per_layer_ms": ".1f", "error": None}))  # fmt: skip
+    print(markdown_table(rows, {"layer": None, "depthwise": None, "policy": None, "compile_s": ".1f",
+                                "first_run_ms": ".1f", "steady_ms": ".2f", "first_run_extra_ms": ".1f",
+                                "error": None}))  # fmt: skip
     print(f"wrote {path}")
     return 0
 

@@ -21,6 +21,9 @@ from medzoo.models.backbones import get_backbone_spec  # noqa: E402
 SAME_LAYERS_AS_THE_BACKBONE_TESTS = {"slide_origin_poolformer", "slide_origin_swinv2"}
 
 
+JAX_ON_CPU = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}  # a subprocess's env: Keras on JAX, no GPU
+
+
 def tiny_side(backbones, size=32):
     """The smallest image side, at least `size`, that every named backbone accepts."""
     return max([size] + [get_backbone_spec(name).min_size for name in backbones])

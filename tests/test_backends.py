@@ -12,6 +12,8 @@ import subprocess
 import sys
 import textwrap
 
+from tests.conftest import JAX_ON_CPU
+
 SCRIPT = textwrap.dedent(
     """
     import sys
@@ -64,7 +66,7 @@ def distinct_graphs():
 
 def test_every_registered_model_runs_under_jax(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, **JAX_ON_CPU}
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(root=root)],
         env=env,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from medzoo.bench import time_calls
+from tests.conftest import JAX_ON_CPU
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -250,7 +251,7 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
                            "--steps", "1", "--models", "cnn_lstm", "mobilenet_v2", "--resume", "--cold-only",
                            "--new-head", "--frameworks", "keras", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "XLA_FLAGS": flags, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})  # fmt: skip
+                          env={**os.environ, **JAX_ON_CPU, "XLA_FLAGS": flags})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     with open(tmp_path / written, newline="") as handle:
         kept, added = list(csv.DictReader(handle))
@@ -265,24 +266,67 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
 
 def test_first_step_script_times_each_layer_kind_in_its_own_process(tmp_path):
     """A CPU smoke run of the first-run diagnostic: a row per layer kind with its compile, first and steady
-    run, and the first run's excess per layer; on TensorFlow it says it needs JAX."""
+    run and the first run's extra time, under the precision asked for; on TensorFlow it says it needs JAX, and
+    it refuses taps on a stack."""
     script = os.path.join(REPO, "benchmarks", "first_step.py")
     done = subprocess.run([sys.executable, script, "--tiny", "--depth", "2", "--layers", "depthwise7x7", "conv1x1",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})  # fmt: skip
+                           "--precision", "bfloat16", "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600,
+                          env={**os.environ, **JAX_ON_CPU})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     [written] = os.listdir(tmp_path)
     with open(tmp_path / written, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [row["layer"] for row in rows] == ["depthwise7x7", "conv1x1"] and "error" not in rows[0]
     for row in rows:
-        assert row["input"] == "2x8x8x96" and row["depth"] == "2" and row["policy"] == "float32"
+        assert row["input"] == "2x8x8x96" and row["depth"] == "2" and row["policy"] == "mixed_bfloat16"
+        assert row["depthwise"] == "grouped" and row["xla_flags"] == os.environ.get("XLA_FLAGS", "")
         first, steady = float(row["first_run_ms"]), float(row["steady_ms"])
         assert float(row["compile_s"]) > 0 and first > 0 and steady > 0
-        assert float(row["first_run_per_layer_ms"]) == pytest.approx((first - steady) / 2)
+        assert float(row["first_run_extra_ms"]) == pytest.approx(first - steady)
     refused = subprocess.run([sys.executable, script, "--tiny"], capture_output=True, text=True, timeout=300,
                              env={**os.environ, "KERAS_BACKEND": "tensorflow"})  # fmt: skip
     assert refused.returncode == 1 and "run it with KERAS_BACKEND=jax" in refused.stderr
+    refused = subprocess.run([sys.executable, script, "--depthwise", "taps", "--layers", "depthwise3x3"],
+                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert refused.returncode == 2 and "--depthwise taps times backbones" in refused.stderr
+
+
+def test_tap_depthwise_formulation_computes_what_grouped_convolutions_do():
+    """first_step.py's candidate depthwise formulation: with the same weights, the same outputs as Keras'
+    DepthwiseConv2D (strides 1 and 2, "same" and "valid", bias) and ConvNeXt's one-group-per-channel Conv2D
+    on odd, uneven sides; `with_tap_depthwise` swaps every such layer of a backbone and keeps its outputs."""
+    import keras
+
+    from medzoo.models.backbones import build_backbone
+    from medzoo.models.common import iter_layers
+
+    script = _benchmark_script("first_step")
+    x = np.random.default_rng(0).normal(size=(2, 8, 7, 5)).astype("float32")  # stride 2 pads 8 unevenly
+    layers = [keras.layers.DepthwiseConv2D(3, padding="same"), keras.layers.DepthwiseConv2D(3, 2),
+              keras.layers.DepthwiseConv2D(3, 2, padding="same", activation="relu"),
+              keras.layers.DepthwiseConv2D(7, padding="same"), keras.layers.Conv2D(5, 7, padding="same", groups=5)]
+    for layer in layers:
+        layer.build(x.shape)
+        layer.bias.assign(np.arange(5, dtype="float32"))
+        taps = script.tap_class(layer).from_config(layer.get_config())
+        taps.build(x.shape)
+        taps.set_weights(layer.get_weights())
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(taps(x)), keras.ops.convert_to_numpy(layer(x)),
+                                   atol=1e-5, err_msg=str(layer.get_config()))  # fmt: skip
+    assert script.tap_class(keras.layers.DepthwiseConv2D(3, depth_multiplier=2)) is None
+    assert script.tap_class(keras.layers.Conv2D(8, 3, groups=2)) is None
+
+    def swapped(model):
+        return sum(isinstance(layer, (script.TapDepthwiseConv2D, script.TapGroupedConv2D)) for layer in iter_layers(model))
+
+    assert swapped(script.build("mobilenet_v2", 0, script.input_shape("mobilenet_v2", True), "taps")) == 17
+    convnext = build_backbone("convnext_tiny", (32, 32, 3))
+    tapped = script.with_tap_depthwise(convnext)
+    images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(convnext(images))
+    assert swapped(tapped) == 18 and expected.std() > 0.1  # the outputs vary: the comparison means something
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(tapped(images)), expected, atol=1e-4)
 
 
 COMPILE_BREAKDOWN = """
@@ -304,7 +348,7 @@ def test_compile_breakdown_counts_jax_stages_and_cache_hits(tmp_path):
     from medzoo.bench.compile_time import COLUMNS
 
     script = COMPILE_BREAKDOWN.format(root=REPO, cache=str(tmp_path))
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, **JAX_ON_CPU}
     runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
             for _ in range(2)]  # fmt: skip
     assert all(run.returncode == 0 for run in runs), runs[-1].stderr[-3000:]

@@ -14,7 +14,7 @@ import pytest
 from medzoo.models import create_model, list_models
 from medzoo.models.common import iter_layers
 from medzoo.train.precision import check_model_policy, choose_policy
-from tests.conftest import SAME_LAYERS_AS_THE_BACKBONE_TESTS, sample_inputs, tiny_input_shape
+from tests.conftest import JAX_ON_CPU, SAME_LAYERS_AS_THE_BACKBONE_TESTS, sample_inputs, tiny_input_shape
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -92,7 +92,7 @@ JAX_SCRIPT = textwrap.dedent("""
 def test_the_cnn_lstm_trains_a_step_in_bfloat16_on_jax():
     """The case that failed on the GPU ("Unknown output type bfloat16" in the RNN lowering); the
     policy logic is Keras', the same on both backends, so the other builders run on TensorFlow."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, **JAX_ON_CPU}
     done = subprocess.run([sys.executable, "-c", JAX_SCRIPT.format(repo=REPO)], env=env, capture_output=True,
                           text=True, timeout=900)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

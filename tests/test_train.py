@@ -22,7 +22,7 @@ from medzoo.evaluate import (
     equal_error_rate,
     wmcll,
 )
-from tests.conftest import real_photos
+from tests.conftest import JAX_ON_CPU, real_photos
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"backbone": "mobilenet_v3_small", "input_shape": [32, 32, 3]}
@@ -146,7 +146,7 @@ LOAD_RUN = textwrap.dedent("""
 def test_loading_a_jax_run_reads_its_build_programs_from_the_compile_cache(tmp_path):
     """On JAX, building a model compiles an initializer per weight shape; loading a trained run in another
     process (evaluate, predict) reads each of them from the cache its training wrote."""
-    env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "MEDZOO_COMPILE_CACHE": str(tmp_path / "xla")}
+    env = {**JAX_ON_CPU, "MEDZOO_COMPILE_CACHE": str(tmp_path / "xla")}
     trained = run_script(LOAD_RUN.format(repo=REPO), str(tmp_path / "run"), "train", env=env)
     assert trained.returncode == 0, trained.stderr[-2000:]
     loaded = run_script(LOAD_RUN.format(repo=REPO), str(tmp_path / "run"), "load", env=env)
@@ -216,7 +216,7 @@ def test_jax_trains_data_parallel_and_its_run_exports_through_tensorflow(image_f
     config = json.dumps(tiny_config(image_folder, epochs=1, swa_start_epoch=0,
                                     data={"train": str(image_folder), "val_fraction": 0}))  # fmt: skip
     done = run_script(JAX_RUN.format(repo=REPO, config=config), str(tmp_path), env={
-        "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+        **JAX_ON_CPU, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
     assert done.returncode == 0, done.stderr[-3000:]
     losses = dict(line.split(" ", 2)[1:] for line in done.stdout.splitlines() if line.startswith("LOSSES"))
     np.testing.assert_allclose(json.loads(losses["mirrored"]), json.loads(losses["none"]), rtol=1e-3)
