@@ -271,8 +271,7 @@ def test_first_step_script_times_each_layer_kind_in_its_own_process(tmp_path):
     script = os.path.join(REPO, "benchmarks", "first_step.py")
     done = subprocess.run([sys.executable, script, "--tiny", "--depth", "2", "--layers", "depthwise7x7", "conv1x1",
                            "--precision", "bfloat16", "--out", str(tmp_path)], capture_output=True, text=True,
-                          timeout=600,
-                          env={**os.environ, **JAX_ON_CPU})  # fmt: skip
+                          timeout=600, env={**os.environ, **JAX_ON_CPU})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     [written] = os.listdir(tmp_path)
     with open(tmp_path / written, newline="") as handle:
