@@ -20,17 +20,16 @@ row by a model's layer count. A small convolution and matrix product run first
 in each process, so the libraries' start-up (cuDNN, cuBLAS) is charged to no
 kind.
 
-`--depthwise taps` swaps a backbone's depthwise convolutions (Keras'
-DepthwiseConv2D, and ConvNeXt's Conv2D with a group per channel) for the same
-layer computed as a sum of shifted slices (`TapDepthwiseConv2D`,
-`TapGroupedConv2D`): same weights and outputs, no cuDNN grouped convolution,
-so its compile_s and first_run_extra_ms show what those cost and its steady_ms
-what avoiding them costs. Writes `first_step-<device>-<date>.csv` (the rows
-name the depthwise formulation, policy and XLA_FLAGS); `--tiny` shrinks the
-inputs for a CPU smoke run.
+`--depthwise taps` computes a backbone's depthwise convolutions as sums of
+shifted slices (`medzoo.bench.depthwise_taps`): same weights and outputs, no
+cuDNN grouped convolution, so its compile_s and first_run_extra_ms show what
+those cost and its steady_ms what avoiding them costs. Writes
+`first_step-<device>-<date>.csv` (the rows name the depthwise formulation,
+policy and XLA_FLAGS); `--tiny` shrinks the inputs for a CPU smoke run.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -39,6 +38,7 @@ import time
 import keras
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # medzoo from this checkout
+from medzoo.bench.depthwise_taps import tap_depthwise  # noqa: E402
 from medzoo.train.precision import CHOICES  # noqa: E402
 
 CHANNELS = 96  # ConvNeXt-Small's first stage; MobileNetV2's expanded blocks hold 96-960
@@ -53,75 +53,6 @@ BACKBONES = {"mobilenet_v2": (128, 224), "convnext_small": (64, 256)}  # name: (
 KINDS = (*STACKS, *BACKBONES)
 
 
-def depthwise_taps(inputs, kernel, strides, padding):
-    """A depthwise convolution (`kernel`: height, width, channels) as a sum of strided, shifted slices of
-    `inputs`, each scaled per channel by one kernel tap: elementwise work that XLA fuses itself."""
-    (kh, kw), (sh, sw), (height, width) = kernel.shape[:2], strides, inputs.shape[1:3]
-    if padding == "same":  # TensorFlow's and XLA's SAME: the odd pixel of padding goes after
-        out_h, out_w = -(-height // sh), -(-width // sw)
-        pad_h, pad_w = max((out_h - 1) * sh + kh - height, 0), max((out_w - 1) * sw + kw - width, 0)
-        inputs = keras.ops.pad(inputs, [[0, 0], [pad_h // 2, pad_h - pad_h // 2], [pad_w // 2, pad_w - pad_w // 2],
-                                        [0, 0]])  # fmt: skip
-    else:
-        out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
-    taps = [inputs[:, i:i + (out_h - 1) * sh + 1:sh, j:j + (out_w - 1) * sw + 1:sw, :] * kernel[i, j]
-            for i in range(kh) for j in range(kw)]  # fmt: skip
-    return sum(taps[1:], taps[0])
-
-
-class TapDepthwiseConv2D(keras.layers.DepthwiseConv2D):
-    """Keras' DepthwiseConv2D (multiplier 1, no dilation), same weights and outputs, computed by
-    `depthwise_taps` rather than as a cuDNN grouped convolution: the candidate `--depthwise taps` swaps in.
-
-    Example:
-        >>> import numpy as np
-        >>> TapDepthwiseConv2D(3, strides=2, padding="same")(np.ones((1, 5, 5, 2), "float32")).shape
-        (1, 3, 3, 2)
-    """
-
-    def call(self, inputs):
-        outputs = depthwise_taps(inputs, self.kernel[:, :, :, 0], self.strides, self.padding)
-        return self.activation(outputs + self.bias if self.use_bias else outputs)
-
-
-class TapGroupedConv2D(keras.layers.Conv2D):
-    """Keras' Conv2D with one group per channel (ConvNeXt's depthwise convolutions), computed by
-    `depthwise_taps`."""
-
-    def call(self, inputs):
-        outputs = depthwise_taps(inputs, self.kernel[:, :, 0, :], self.strides, self.padding)
-        return self.activation(outputs + self.bias if self.use_bias else outputs)
-
-
-def tap_class(layer):
-    """The taps class that computes `layer`, or None when it is no plain channels-last depthwise convolution."""
-    plain = getattr(layer, "dilation_rate", None) == (1, 1) and getattr(layer, "data_format", "") == "channels_last"
-    if type(layer) is keras.layers.DepthwiseConv2D and plain and layer.depth_multiplier == 1:
-        return TapDepthwiseConv2D
-    if type(layer) is keras.layers.Conv2D and plain and layer.groups > 1 and layer.groups == layer.filters:
-        return TapGroupedConv2D
-    return None
-
-
-def with_tap_depthwise(model):
-    """A copy of `model` (nested models too) whose depthwise convolutions are taps layers, with its weights.
-
-    Example:
-        >>> from medzoo.models.backbones import build_backbone
-        >>> swapped = with_tap_depthwise(build_backbone("mobilenet_v2", (32, 32, 3)))
-        >>> sum(isinstance(layer, TapDepthwiseConv2D) for layer in swapped.layers)
-        17
-    """
-
-    def clone(layer):
-        swap = tap_class(layer)
-        return (swap or layer.__class__).from_config(layer.get_config())
-
-    copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def input_shape(kind, tiny):
     """(batch, height, width, channels): a stack at ConvNeXt-Small's first stage (batch 64, 256 px input), a
     backbone at its benchmark row."""
@@ -131,15 +62,13 @@ def input_shape(kind, tiny):
     return (2, 8, 8, CHANNELS) if tiny else (64, 64, 64, CHANNELS)
 
 
-def build(kind, depth, shape, depthwise):
+def build(kind, depth, shape):
     """The model a row times: `depth` layers of a stack kind, or a whole medzoo backbone."""
     from medzoo.models.backbones import build_backbone
 
     if kind in BACKBONES:
-        model = build_backbone(kind, shape[1:])
-    else:
-        model = keras.Sequential([keras.Input(shape[1:])] + [STACKS[kind]() for _ in range(depth)])
-    return with_tap_depthwise(model) if depthwise == "taps" else model
+        return build_backbone(kind, shape[1:])
+    return keras.Sequential([keras.Input(shape[1:])] + [STACKS[kind]() for _ in range(depth)])
 
 
 def train_step(model):
@@ -179,12 +108,13 @@ def measure(kind, depth, tiny, precision="auto", depthwise="grouped"):
     keras.mixed_precision.set_global_policy(choose_policy(precision))
     warm_up_libraries()
     shape = input_shape(kind, tiny)
-    model = build(kind, depth, shape, depthwise)
+    model = build(kind, depth, shape)
     trainable = [v.value for v in model.trainable_variables]
     non_trainable = [v.value for v in model.non_trainable_variables]
     x = jax.numpy.asarray(np.random.default_rng(0).uniform(-1, 1, shape).astype("float32"))
     start = time.perf_counter()
-    compiled = jax.jit(train_step(model)).lower(trainable, non_trainable, x).compile()
+    with tap_depthwise(model) if depthwise == "taps" else contextlib.nullcontext(0) as taps_layers:  # traced here
+        compiled = jax.jit(train_step(model)).lower(trainable, non_trainable, x).compile()
     compile_s = time.perf_counter() - start
     runs_ms = []
     for _ in range(5):
@@ -192,7 +122,7 @@ def measure(kind, depth, tiny, precision="auto", depthwise="grouped"):
         jax.block_until_ready(compiled(trainable, non_trainable, x))
         runs_ms.append((time.perf_counter() - start) * 1e3)
     steady_ms = float(np.median(runs_ms[1:]))
-    return {"layer": kind, "depthwise": depthwise, "framework": keras_framework(),
+    return {"layer": kind, "depthwise": depthwise, "taps_layers": taps_layers, "framework": keras_framework(),
             "depth": depth if kind in STACKS else "", "input": "x".join(map(str, shape)),
             "policy": keras.mixed_precision.global_policy().name, "compile_s": compile_s,
             "first_run_ms": runs_ms[0], "steady_ms": steady_ms,
@@ -210,7 +140,8 @@ def main(argv=None):
                         help="stack kinds (the default) and whole backbones")
     parser.add_argument("--depth", type=int, default=8, help="layers of the kind in one train step")
     parser.add_argument("--tiny", action="store_true", help="batch 2 at 8x8: a smoke run")
-    parser.add_argument("--precision", choices=CHOICES, default="auto", help="as `medzoo train`'s (auto: what fit picks)")
+    parser.add_argument("--precision", choices=CHOICES, default="auto",
+                        help="as `medzoo train`'s (auto: what fit picks)")
     parser.add_argument("--depthwise", choices=("grouped", "taps"), default="grouped",
                         help="taps: swap depthwise convolutions for TapDepthwiseConv2D / TapGroupedConv2D")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per layer kind")

@@ -1,7 +1,8 @@
 """Training and inference throughput of each builder family against timm/torch (issue: GPU training).
 
     python benchmarks/train_throughput.py [--models ...] [--frameworks ...] [--steps 20] [--tiny] [--cold-only]
-                                          [--new-head] [--resume] [--out benchmarks/results]
+                                          [--new-head] [--depthwise grouped|taps] [--resume]
+                                          [--out benchmarks/results]
 
 For each model: medzoo's builder on the current Keras backend under the
 mixed-precision policy `fit` would pick (mixed_bfloat16 on an accelerator with
@@ -19,7 +20,9 @@ are its own, and twice on one fresh XLA compile cache (JAX; once with
 program on the same cache: on a GPU, JAX keeps XLA's per-fusion autotuning
 results in that cache too, so it shows what another head or a tuning trial of
 the same backbone and batch waits. A Keras row records `XLA_FLAGS` where it is
-set, so flag experiments stay labelled. Writes `train_throughput-<device>-<date>.csv`
+set, so flag experiments stay labelled; `--depthwise taps` computes the Keras
+models' depthwise convolutions as sums of shifted slices
+(`medzoo.bench.depthwise_taps`), and its rows say so. Writes `train_throughput-<device>-<date>.csv`
 (`--resume` keeps its rows and measures the rest) and prints the table with
 medzoo/torch ratios. `--tiny` shrinks every input for a CPU smoke run.
 """
@@ -64,17 +67,21 @@ def build_medzoo(name, shape, extra_classes=0):
                                             num_classes=2 + extra_classes, freeze_backbone=False)  # fmt: skip
 
 
-def measure_keras(name, steps, tiny, extra_classes=0):
+def measure_keras(name, steps, tiny, extra_classes=0, depthwise="grouped"):
     """Runs in a child process: one medzoo model's training and inference rates on this backend.
 
     Times `model.fit` and `model.predict`, the calls `medzoo train` and
     `medzoo evaluate` make: on JAX they keep the model state on the device for
     a whole call, where `train_on_batch` copies every variable back each step.
+    `depthwise="taps"` traces both with `medzoo.bench.depthwise_taps.tap_depthwise`.
     """
+    import contextlib
+
     import keras
     import numpy as np
 
     from medzoo.bench.compile_time import compile_breakdown
+    from medzoo.bench.depthwise_taps import tap_depthwise
     from medzoo.bench.latency import time_calls
     from medzoo.bench.report import keras_framework
     from medzoo.bench.throughput import repeat_batch
@@ -92,17 +99,19 @@ def measure_keras(name, steps, tiny, extra_classes=0):
     rng = np.random.default_rng(0)
     x = keras.ops.convert_to_tensor(rng.uniform(0, 255, (batch,) + shape).astype("float32"))
     y = keras.ops.convert_to_tensor(rng.integers(0, max(units, 2), batch))
-    # The first call traces and compiles: compile time is how much longer it took than the others.
-    with compile_breakdown() as stages:  # on JAX: that time's tracing, lowering and XLA compiling
-        train = time_calls(lambda: model.fit(repeat_batch((x, y)), steps_per_epoch=steps, verbose=0), warmup=0,
-                           runs=2)  # fmt: skip
-    infer = time_calls(lambda: model.predict(repeat_batch((x,)), steps=steps, verbose=0), warmup=0, runs=2)
+    with tap_depthwise(model) if depthwise == "taps" else contextlib.nullcontext(0) as taps_layers:
+        # The first call traces and compiles: compile time is how much longer it took than the others.
+        with compile_breakdown() as stages:  # on JAX: that time's tracing, lowering and XLA compiling
+            train = time_calls(lambda: model.fit(repeat_batch((x, y)), steps_per_epoch=steps, verbose=0),
+                               warmup=0, runs=2)  # fmt: skip
+        infer = time_calls(lambda: model.predict(repeat_batch((x,)), steps=steps, verbose=0), warmup=0, runs=2)
     step_ms = train["mean_ms"] / steps
     return {"framework": keras_framework(), "precision": policy,
             "batch": batch, "train_items_per_s": batch * frames * 1e3 / step_ms, "step_ms": step_ms,
             "infer_items_per_s": batch * frames * steps * 1e3 / infer["mean_ms"],
             "compile_s": (train["first_ms"] - train["mean_ms"]) / 1e3, **stages,
-            "peak_memory_gb": _jax_peak_memory_gb()}  # fmt: skip
+            "peak_memory_gb": _jax_peak_memory_gb(),
+            **({"taps_layers": taps_layers} if taps_layers else {})}  # fmt: skip
 
 
 def _jax_peak_memory_gb():
@@ -213,29 +222,29 @@ def measure_torch(name, steps, tiny, compiled):
 
 
 def child(argv):
-    """`--child keras|torch|torch.compile NAME STEPS TINY EXTRA_CLASSES`: one measurement, as JSON on stdout's
-    last line."""
+    """`--child keras|torch|torch.compile NAME STEPS TINY EXTRA_CLASSES DEPTHWISE`: one measurement, as JSON on
+    stdout's last line."""
     kind, name, steps, tiny = argv[0], argv[1], int(argv[2]), argv[3] == "1"
     if kind == "keras":
-        row = measure_keras(name, steps, tiny, int(argv[4]))
+        row = measure_keras(name, steps, tiny, int(argv[4]), argv[5])
     else:
         row = measure_torch(name, steps, tiny, compiled=kind == "torch.compile")
     print(json.dumps(row))
 
 
-def run_child(kind, name, steps, tiny, timeout, env=None, extra_classes=0):
+def run_child(kind, name, steps, tiny, timeout, env=None, extra_classes=0, depthwise="grouped"):
     from medzoo.bench.measure import json_child
 
-    return json_child([__file__, "--child", kind, name, str(steps), "1" if tiny else "0", str(extra_classes)],
-                      timeout, env)  # fmt: skip
+    return json_child([__file__, "--child", kind, name, str(steps), "1" if tiny else "0", str(extra_classes),
+                       depthwise], timeout, env)  # fmt: skip
 
 
-def measure(kind, name, steps, tiny, timeout, cached=True, new_head=False):
+def measure(kind, name, steps, tiny, timeout, cached=True, new_head=False, depthwise="grouped"):
     """One row. On JAX a Keras model runs twice on a fresh compile cache: the second run's compile figures are
     the cached ones, `cached_compile_s` and so on (`cached=False` skips it). `new_head` runs it once more with
     one more class, a new program on the same cache (`new_head_compile_s` ...): what another head or a tuning
     trial waits once the backbone's convolutions are autotuned. A Keras row records `XLA_FLAGS` where it is set
-    (`xla_flags`).
+    (`xla_flags`), and `depthwise="taps"` where it computes depthwise convolutions by taps.
     """
     import tempfile
 
@@ -246,13 +255,15 @@ def measure(kind, name, steps, tiny, timeout, cached=True, new_head=False):
     if kind != "keras":
         return run_child(kind, name, steps, tiny, timeout)
     flags = {"xla_flags": os.environ["XLA_FLAGS"]} if os.environ.get("XLA_FLAGS") else {}
+    flags.update({"depthwise": depthwise} if depthwise != "grouped" else {})
     if keras.backend.backend() != "jax":
-        return {**run_child(kind, name, steps, tiny, timeout), **flags}
+        return {**run_child(kind, name, steps, tiny, timeout, depthwise=depthwise), **flags}
     with tempfile.TemporaryDirectory(prefix="medzoo-xla-") as cache:
-        row = {**run_child(kind, name, steps, tiny, timeout, env={"MEDZOO_COMPILE_CACHE": cache}), **flags}
+        env = {"MEDZOO_COMPILE_CACHE": cache}
+        row = {**run_child(kind, name, steps, tiny, timeout, env, depthwise=depthwise), **flags}
         reruns = [("cached", 0)] * cached + [("new_head", 1)] * new_head  # (column prefix, extra classes)
         for prefix, extra_classes in [] if "error" in row else reruns:
-            again = run_child(kind, name, steps, tiny, timeout, {"MEDZOO_COMPILE_CACHE": cache}, extra_classes)
+            again = run_child(kind, name, steps, tiny, timeout, env, extra_classes, depthwise)
             row.update({f"{prefix}_{key}": again.get(key) for key in ("compile_s", *COLUMNS)})
     return row
 
@@ -284,6 +295,8 @@ def main(argv=None):
     parser.add_argument("--cold-only", action="store_true", help="skip the second (cached compile) Keras run")
     parser.add_argument("--new-head", action="store_true",
                         help="JAX: one more Keras run with one more class on the same compile cache")
+    parser.add_argument("--depthwise", choices=("grouped", "taps"), default="grouped",
+                        help="Keras rows: taps computes depthwise convolutions as sums of shifted slices")
     parser.add_argument("--resume", action="store_true", help="keep the rows today's file already holds")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args(argv)
@@ -308,7 +321,8 @@ def main(argv=None):
         for kind in (kind for kind in frameworks if (name, kind) not in done):
             row = {"model": name, "run": kind, "device": device, "host": host,
                    "unit": "frames" if MODELS[name][2] else "images",
-                   **measure(kind, name, args.steps, args.tiny, args.timeout, not args.cold_only, args.new_head)}  # fmt: skip
+                   **measure(kind, name, args.steps, args.tiny, args.timeout, not args.cold_only, args.new_head,
+                             args.depthwise)}  # fmt: skip
             rows = [old for old in rows if (old["model"], old["run"]) != (name, kind)] + [row]
             print(json.dumps(row), flush=True)
             os.makedirs(args.out, exist_ok=True)

@@ -244,12 +244,13 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
     assert float(row["compile_s"]) > 0 and "error" not in row
     if importlib.util.find_spec("torch") is None:
         assert "timm/torch rows skipped: torch and timm not installed" in done.stdout
-    # --resume keeps the measured row; another model is added beside it, with the XLA flags it ran under, on
-    # JAX: with its first call's tracing, lowering and XLA compile times, and those of a run with a new head.
+    # --resume keeps the measured row; another model is added beside it, with the XLA flags and depthwise
+    # formulation it ran under, on JAX: with its first call's tracing, lowering and XLA compile times, and those
+    # of a run with a new head.
     flags = "--xla_cpu_enable_fast_math=false"
     done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "train_throughput.py"), "--tiny",
                            "--steps", "1", "--models", "cnn_lstm", "mobilenet_v2", "--resume", "--cold-only",
-                           "--new-head", "--frameworks", "keras", "--out", str(tmp_path)],
+                           "--new-head", "--depthwise", "taps", "--frameworks", "keras", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, **JAX_ON_CPU, "XLA_FLAGS": flags})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -257,6 +258,7 @@ def test_train_throughput_script_writes_its_rows(tmp_path):
         kept, added = list(csv.DictReader(handle))
     assert {key: value for key, value in kept.items() if value} == {key: value for key, value in row.items() if value}
     assert added["model"] == "mobilenet_v2" and added["xla_flags"] == flags and "keras-jax" in added["framework"]
+    assert added["depthwise"] == "taps" and added["taps_layers"] == "17" and not kept.get("depthwise")
     stages = [float(added[key]) for key in ("trace_s", "lower_s", "xla_compile_s")]
     assert min(stages) > 0 and sum(stages) < float(added["compile_s"]) and int(added["programs"]) >= 1
     # --new-head: one more class on the same cache, a new train step; the unchanged weights' programs are read.
@@ -279,7 +281,8 @@ def test_first_step_script_times_each_layer_kind_in_its_own_process(tmp_path):
     assert [row["layer"] for row in rows] == ["depthwise7x7", "conv1x1"] and "error" not in rows[0]
     for row in rows:
         assert row["input"] == "2x8x8x96" and row["depth"] == "2" and row["policy"] == "mixed_bfloat16"
-        assert row["depthwise"] == "grouped" and row["xla_flags"] == os.environ.get("XLA_FLAGS", "")
+        assert row["depthwise"] == "grouped" and row["taps_layers"] == "0"
+        assert row["xla_flags"] == os.environ.get("XLA_FLAGS", "")
         first, steady = float(row["first_run_ms"]), float(row["steady_ms"])
         assert float(row["compile_s"]) > 0 and first > 0 and steady > 0
         assert float(row["first_run_extra_ms"]) == pytest.approx(first - steady)
@@ -291,41 +294,41 @@ def test_first_step_script_times_each_layer_kind_in_its_own_process(tmp_path):
     assert refused.returncode == 2 and "--depthwise taps times backbones" in refused.stderr
 
 
-def test_tap_depthwise_formulation_computes_what_grouped_convolutions_do():
-    """first_step.py's candidate depthwise formulation: with the same weights, the same outputs as Keras'
-    DepthwiseConv2D (strides 1 and 2, "same" and "valid", bias) and ConvNeXt's one-group-per-channel Conv2D
-    on odd, uneven sides; `with_tap_depthwise` swaps every such layer of a backbone and keeps its outputs."""
+def test_depthwise_taps_compute_what_grouped_convolutions_do():
+    """The candidate depthwise formulation: with the same weights, the same outputs as Keras' DepthwiseConv2D
+    (strides 1 and 2, "same" and "valid", bias, activation) and ConvNeXt's one-group-per-channel Conv2D on odd,
+    uneven sides; other grouped convolutions are left alone; `tap_depthwise` reaches every depthwise layer of a
+    backbone, inside the CNN-LSTM's time wrapper too, keeps a whole ConvNeXt's outputs, and restores the layers."""
     import keras
 
+    from medzoo import build_cnn_lstm
+    from medzoo.bench.depthwise_taps import tap_depthwise
     from medzoo.models.backbones import build_backbone
-    from medzoo.models.common import iter_layers
 
-    script = _benchmark_script("first_step")
     x = np.random.default_rng(0).normal(size=(2, 8, 7, 5)).astype("float32")  # stride 2 pads 8 unevenly
     layers = [keras.layers.DepthwiseConv2D(3, padding="same"), keras.layers.DepthwiseConv2D(3, 2),
               keras.layers.DepthwiseConv2D(3, 2, padding="same", activation="relu"),
               keras.layers.DepthwiseConv2D(7, padding="same"), keras.layers.Conv2D(5, 7, padding="same", groups=5)]
     for layer in layers:
-        layer.build(x.shape)
+        model = keras.Sequential([keras.Input(x.shape[1:]), layer])
         layer.bias.assign(np.arange(5, dtype="float32"))
-        taps = script.tap_class(layer).from_config(layer.get_config())
-        taps.build(x.shape)
-        taps.set_weights(layer.get_weights())
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(taps(x)), keras.ops.convert_to_numpy(layer(x)),
-                                   atol=1e-5, err_msg=str(layer.get_config()))  # fmt: skip
-    assert script.tap_class(keras.layers.DepthwiseConv2D(3, depth_multiplier=2)) is None
-    assert script.tap_class(keras.layers.Conv2D(8, 3, groups=2)) is None
-
-    def swapped(model):
-        return sum(isinstance(layer, (script.TapDepthwiseConv2D, script.TapGroupedConv2D)) for layer in iter_layers(model))
-
-    assert swapped(script.build("mobilenet_v2", 0, script.input_shape("mobilenet_v2", True), "taps")) == 17
+        expected = keras.ops.convert_to_numpy(model(x))
+        with tap_depthwise(model) as rewritten:
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), expected, atol=1e-5,
+                                       err_msg=str(layer.get_config()))  # fmt: skip
+        assert rewritten == 1 and "call" not in vars(layer) and "convolution_op" not in vars(layer)
+    others = keras.Sequential([keras.Input((8, 8, 4)), keras.layers.DepthwiseConv2D(3, depth_multiplier=2),
+                               keras.layers.Conv2D(8, 3, groups=2)])  # fmt: skip
+    with tap_depthwise(others) as rewritten:
+        assert rewritten == 0
+    with tap_depthwise(build_cnn_lstm(input_shape=(2, 32, 32, 3), rnn_units=4)) as rewritten:
+        assert rewritten == 17  # MobileNetV2's, inside FoldedTimeDistributed
     convnext = build_backbone("convnext_tiny", (32, 32, 3))
-    tapped = script.with_tap_depthwise(convnext)
     images = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
     expected = keras.ops.convert_to_numpy(convnext(images))
-    assert swapped(tapped) == 18 and expected.std() > 0.1  # the outputs vary: the comparison means something
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(tapped(images)), expected, atol=1e-4)
+    with tap_depthwise(convnext) as rewritten:
+        assert rewritten == 18 and expected.std() > 0.1  # the outputs vary: the comparison means something
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(convnext(images)), expected, atol=1e-4)
 
 
 COMPILE_BREAKDOWN = """

@@ -221,7 +221,7 @@ def litert_rewrites(model, quantization=None):
         >>> bool(np.allclose(rewritten, model(x), atol=1e-5))
         True
     """
-    return _rewritten(model, _litert_rules(quantization))
+    return rewrite_layers(model, _litert_rules(quantization))
 
 
 def onnx_rewrites(model):
@@ -237,11 +237,11 @@ def onnx_rewrites(model):
         >>> bool(np.allclose(rewritten, model(x), atol=1e-5))
         True
     """
-    return _rewritten(model, _onnx_rules)
+    return rewrite_layers(model, _onnx_rules)
 
 
 @contextlib.contextmanager
-def _rewritten(model, rules):
+def rewrite_layers(model, rules):
     """Sets `rules(layer)`'s (attribute, replacement) pairs on every nested layer for the block; yields how
     many; restores the layers after it."""
     patched = [(layer, attribute, replacement)
