@@ -1,7 +1,8 @@
 """Depthwise convolutions as sums of shifted slices: a candidate formulation for training on JAX GPUs.
 
-On an H200, every model with depthwise convolutions waited 10-22 s on its first
-train step beyond compiling (benchmarks/first_step.py). Within `tap_depthwise`,
+On an H200, each benchmarked model (all four have depthwise convolutions) waited
+10-22 s in its first `fit` call beyond tracing and compiling, cached or not
+(benchmarks/results/train_throughput_compile-*.csv). Within `tap_depthwise`,
 a model's depthwise convolutions (Keras' DepthwiseConv2D, and ConvNeXt's Conv2D
 with a group per channel) compute the same outputs from the same weights as a
 sum over kernel taps of strided, shifted input slices scaled per channel:
