@@ -29,7 +29,6 @@ policy and XLA_FLAGS); `--tiny` shrinks the inputs for a CPU smoke run.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -38,7 +37,7 @@ import time
 import keras
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # medzoo from this checkout
-from medzoo.bench.depthwise_taps import tap_depthwise  # noqa: E402
+from medzoo.bench.depthwise_taps import FORMULATIONS, depthwise_formulation  # noqa: E402
 from medzoo.train.precision import CHOICES  # noqa: E402
 
 CHANNELS = 96  # ConvNeXt-Small's first stage; MobileNetV2's expanded blocks hold 96-960
@@ -113,7 +112,7 @@ def measure(kind, depth, tiny, precision="auto", depthwise="grouped"):
     non_trainable = [v.value for v in model.non_trainable_variables]
     x = jax.numpy.asarray(np.random.default_rng(0).uniform(-1, 1, shape).astype("float32"))
     start = time.perf_counter()
-    with tap_depthwise(model) if depthwise == "taps" else contextlib.nullcontext(0) as taps_layers:  # traced here
+    with depthwise_formulation(model, depthwise) as taps_layers:  # traced in the block
         compiled = jax.jit(train_step(model)).lower(trainable, non_trainable, x).compile()
     compile_s = time.perf_counter() - start
     runs_ms = []
@@ -142,8 +141,8 @@ def main(argv=None):
     parser.add_argument("--tiny", action="store_true", help="batch 2 at 8x8: a smoke run")
     parser.add_argument("--precision", choices=CHOICES, default="auto",
                         help="as `medzoo train`'s (auto: what fit picks)")
-    parser.add_argument("--depthwise", choices=("grouped", "taps"), default="grouped",
-                        help="taps: swap depthwise convolutions for TapDepthwiseConv2D / TapGroupedConv2D")
+    parser.add_argument("--depthwise", choices=FORMULATIONS, default="grouped",
+                        help="taps: a backbone's depthwise convolutions as sums of shifted slices")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per layer kind")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args(argv)

@@ -75,13 +75,11 @@ def measure_keras(name, steps, tiny, extra_classes=0, depthwise="grouped"):
     a whole call, where `train_on_batch` copies every variable back each step.
     `depthwise="taps"` traces both with `medzoo.bench.depthwise_taps.tap_depthwise`.
     """
-    import contextlib
-
     import keras
     import numpy as np
 
     from medzoo.bench.compile_time import compile_breakdown
-    from medzoo.bench.depthwise_taps import tap_depthwise
+    from medzoo.bench.depthwise_taps import depthwise_formulation
     from medzoo.bench.latency import time_calls
     from medzoo.bench.report import keras_framework
     from medzoo.bench.throughput import repeat_batch
@@ -99,7 +97,7 @@ def measure_keras(name, steps, tiny, extra_classes=0, depthwise="grouped"):
     rng = np.random.default_rng(0)
     x = keras.ops.convert_to_tensor(rng.uniform(0, 255, (batch,) + shape).astype("float32"))
     y = keras.ops.convert_to_tensor(rng.integers(0, max(units, 2), batch))
-    with tap_depthwise(model) if depthwise == "taps" else contextlib.nullcontext(0) as taps_layers:
+    with depthwise_formulation(model, depthwise) as taps_layers:
         # The first call traces and compiles: compile time is how much longer it took than the others.
         with compile_breakdown() as stages:  # on JAX: that time's tracing, lowering and XLA compiling
             train = time_calls(lambda: model.fit(repeat_batch((x, y)), steps_per_epoch=steps, verbose=0),
@@ -285,6 +283,8 @@ def main(argv=None):
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if argv is None and sys.argv[1:2] == ["--child"]:
         return child(sys.argv[2:])
+    from medzoo.bench.depthwise_taps import FORMULATIONS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
@@ -295,7 +295,7 @@ def main(argv=None):
     parser.add_argument("--cold-only", action="store_true", help="skip the second (cached compile) Keras run")
     parser.add_argument("--new-head", action="store_true",
                         help="JAX: one more Keras run with one more class on the same compile cache")
-    parser.add_argument("--depthwise", choices=("grouped", "taps"), default="grouped",
+    parser.add_argument("--depthwise", choices=FORMULATIONS, default="grouped",
                         help="Keras rows: taps computes depthwise convolutions as sums of shifted slices")
     parser.add_argument("--resume", action="store_true", help="keep the rows today's file already holds")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))

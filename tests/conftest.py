@@ -19,8 +19,6 @@ from medzoo.models.backbones import get_backbone_spec  # noqa: E402
 # layers at the smallest variants (PoolFormer-S12, SwinV2-T window 8); the per-model export and bfloat16
 # tests skip these two (S36's 36 blocks cost a minute each there, and add no layer).
 SAME_LAYERS_AS_THE_BACKBONE_TESTS = {"slide_origin_poolformer", "slide_origin_swinv2"}
-
-
 JAX_ON_CPU = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}  # a subprocess's env: Keras on JAX, no GPU
 
 

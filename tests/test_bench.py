@@ -302,7 +302,7 @@ def test_depthwise_taps_compute_what_grouped_convolutions_do():
     import keras
 
     from medzoo import build_cnn_lstm
-    from medzoo.bench.depthwise_taps import tap_depthwise
+    from medzoo.bench.depthwise_taps import depthwise_formulation, tap_depthwise
     from medzoo.models.backbones import build_backbone
 
     x = np.random.default_rng(0).normal(size=(2, 8, 7, 5)).astype("float32")  # stride 2 pads 8 unevenly
@@ -321,6 +321,10 @@ def test_depthwise_taps_compute_what_grouped_convolutions_do():
                                keras.layers.Conv2D(8, 3, groups=2)])  # fmt: skip
     with tap_depthwise(others) as rewritten:
         assert rewritten == 0
+    with depthwise_formulation(model, "grouped") as rewritten:  # the benchmarks' default: Keras' own layers
+        assert rewritten == 0 and "convolution_op" not in vars(layer)
+    with pytest.raises(ValueError, match="formulation must be one of"):
+        depthwise_formulation(model, "cudnn")
     with tap_depthwise(build_cnn_lstm(input_shape=(2, 32, 32, 3), rnn_units=4)) as rewritten:
         assert rewritten == 17  # MobileNetV2's, inside FoldedTimeDistributed
     convnext = build_backbone("convnext_tiny", (32, 32, 3))

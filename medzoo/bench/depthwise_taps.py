@@ -11,7 +11,11 @@ autotune or to set up on the first run. `first_step.py` and
 `train_throughput.py` take `--depthwise taps` to measure it.
 """
 
+import contextlib
+
 from medzoo.export.rewrites import rewrite_layers
+
+FORMULATIONS = ("grouped", "taps")  # grouped: as Keras computes them (cuDNN on a GPU)
 
 
 def depthwise_taps(inputs, kernel, strides, padding):
@@ -80,3 +84,11 @@ def tap_depthwise(model):
         17
     """
     return rewrite_layers(model, _taps_rules)
+
+
+def depthwise_formulation(model, formulation):
+    """Within the block, `model`'s depthwise convolutions compute as `formulation` (one of `FORMULATIONS`);
+    it yields how many layers that rewrote: 0 for "grouped", which leaves the model as it is."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}.")
+    return tap_depthwise(model) if formulation == "taps" else contextlib.nullcontext(0)

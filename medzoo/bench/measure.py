@@ -90,5 +90,6 @@ def measure_in_child(job, timeout=900):
         raise RuntimeError(f"Latency measurement {job} failed: {row['error']}")
     return row
 
+
 if __name__ == "__main__":
     print(json.dumps(measure_job(json.loads(sys.argv[1]))))

@@ -34,7 +34,6 @@ def cpu_name():
     return name.replace(" ", "_") if name else platform.machine()
 
 
-
 def device_name():
     """The accelerator Keras runs on (JAX), else the CPU, as a file-name-safe string, e.g. "NVIDIA_H200"."""
     import keras
@@ -58,6 +57,7 @@ def keras_framework():
 
         return f"medzoo keras-jax {keras.__version__} (jax {jax.__version__})"
     return f"medzoo keras-{backend} {keras.__version__}"
+
 
 # Instruction sets that decide which kernels a CPU runtime picks (x86 names from
 # /proc/cpuinfo "flags", ARM names from "Features").
