@@ -3,7 +3,9 @@
 import argparse
 import json
 import os
+import re
 import sys
+import traceback
 
 
 def _demo(args):
@@ -141,7 +143,9 @@ def _predict(args):
     from medzoo.pipelines.predict import predict_files
 
     summary = predict_files(args.model, args.inputs, args.out, args.batch_size, args.threads)
-    print(f"predicted {summary['predicted']} files into {summary['csv']}, failed {len(summary['failed'])}")
+    written = f"into {summary['csv']}" if summary["csv"] else "(nothing written)"
+    print(f"predicted {summary['predicted']} files {written} with {summary['model_version']}, "
+          f"failed {len(summary['failed'])}")
     return _report_failures(args.command, summary["failed"].values(), summary["predicted"])
 
 
@@ -241,7 +245,7 @@ def _slide(args):
 def _export(args):
     from medzoo.export import ParityError, UnsupportedOpsError, export
     from medzoo.export.api import SUFFIXES
-    from medzoo.runs import RunFolder
+    from medzoo.runs import RunFolder, model_version
 
     run, model_path = RunFolder.of(args.source)
     validation, calibration = run.read_export_samples(args.data)
@@ -263,6 +267,7 @@ def _export(args):
             integer_io=args.integer_io,
             opset=args.opset,
             calibration_samples=args.calibration_samples,
+            source_version=model_version(model_path),
         )
     except (ParityError, UnsupportedOpsError, RuntimeError) as error:
         print(f"medzoo export: REJECTED: {error}", file=sys.stderr)
@@ -375,6 +380,10 @@ def build_parser():
                         help="largest image, DICOM, volume or slide region read, in pixels (default: 2**28)")
     parser.add_argument("--max-video-pixels", type=int, metavar="N",
                         help="most pixels kept from one video, frames x height x width (default: 2**30)")
+    parser.add_argument("--max-decoded-bytes", type=int, metavar="N",
+                        help="most bytes one decoded input may hold, counted from its header before decoding "
+                             "(images, DICOM and volumes as float32, video frames as uint8; default: 2**29)")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of an error, not only its line")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="train, export and check a model end to end on bundled real data")
@@ -606,12 +615,40 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs out of the table
     args = build_parser().parse_args(argv)
     try:
-        limits = {"max_pixels": args.max_pixels, "max_video_pixels": args.max_video_pixels}
+        limits = {"max_pixels": args.max_pixels, "max_video_pixels": args.max_video_pixels,
+                  "max_decoded_bytes": args.max_decoded_bytes}  # fmt: skip
         set_limits(**{name: value for name, value in limits.items() if value is not None})
         return args.run(args)
-    except (ValueError, OSError) as error:  # bad input, arguments or files, no internet: one line
-        print(f"medzoo {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+    except Exception as error:  # every error is one line (exit 2); --debug adds the traceback
+        if args.debug:
+            traceback.print_exc()
+        print(f"medzoo {args.command}: error: {error_line(error)}", file=sys.stderr)
         return 2
+
+
+def error_line(error):
+    """One line for an error: a user's problem as medzoo words it, anything else named as unexpected.
+
+    An InputError raised inside a tf.data pipeline reaches the caller wrapped in
+    TensorFlow's error; its own message is taken back out.
+
+    Example:
+        >>> error_line(ValueError("bad   value\n here"))
+        'bad value here'
+        >>> error_line(KeyError("x"))
+        "unexpected KeyError: 'x' (rerun with --debug for the traceback)"
+    """
+    text = str(error)
+    inner = re.search(r"InputError: (.+)", text)
+    if inner and not isinstance(error, (ValueError, OSError)):  # e.g. tf.errors.InvalidArgumentError
+        return " ".join(inner.group(1).split())
+    if isinstance(error, RecursionError):
+        return "an input nests too deeply to be read (RecursionError)"
+    if isinstance(error, MemoryError):
+        return "out of memory (lower the input's size or medzoo's --max-decoded-bytes)"
+    if isinstance(error, (ValueError, OSError)):  # bad input, arguments or files, no internet
+        return " ".join(text.split())
+    return f"unexpected {type(error).__name__}: {' '.join(text.split())[:300]} (rerun with --debug for the traceback)"
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ Example:
 """
 
 import glob
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -33,7 +34,7 @@ import numpy as np
 
 from medzoo.errors import InputError
 from medzoo.io.atomic import atomic_path, write_bytes_atomic
-from medzoo.io.limits import read_npz
+from medzoo.io.limits import check_finite, read_npz
 from medzoo.io.tables import read_json, read_labels
 
 LIBRARIES = ("medzoo", "tensorflow", "keras", "numpy", "ai-edge-litert", "tf2onnx", "onnx", "onnxruntime")
@@ -58,14 +59,19 @@ class RunFolder:
     CONFIG, RECIPE, LABELS, MODEL = "run_config.json", "recipe.json", "labels.json", "model.keras"
     HISTORY, CURVES, SAMPLES = "history.csv", "training.png", "export_samples.npz"
 
-    def __init__(self, path):
+    def __init__(self, path, model_path=None):
         self.path = str(path)
+        self.model_path = model_path  # the .keras file a user named; None: the folder's own model
 
     @classmethod
     def of(cls, source):
-        """(RunFolder, path of its .keras model) for a run folder or a .keras file inside one."""
+        """(RunFolder, path of its .keras model) for a run folder or a .keras file inside one.
+
+        The folder remembers the file: `load_model()` loads that file, never
+        another `.keras` beside it.
+        """
         model_path = find_model_file(source)
-        return cls(os.path.dirname(os.path.abspath(model_path))), model_path
+        return cls(os.path.dirname(os.path.abspath(model_path)), model_path), model_path
 
     def file(self, *parts):
         return os.path.join(self.path, *parts)
@@ -117,7 +123,7 @@ class RunFolder:
         from medzoo.train.compile_cache import enable_compile_cache
 
         enable_compile_cache()
-        return load_model(path or find_model_file(self.path))
+        return load_model(path or self.model_path or find_model_file(self.path))
 
     def checkpoint(self, name):
         return self.file("checkpoints", name)
@@ -148,9 +154,10 @@ class RunFolder:
         arrays = read_npz(path, "samples file")
         if "x" not in arrays:
             raise InputError(f"{path}: needs an array named 'x' (real inputs); has {sorted(arrays)}.")
-        x = arrays["x"].astype(np.float32)
+        x = check_finite(path, "array 'x'", arrays["x"].astype(np.float32))
+        calibration = check_finite(path, "array 'calibration'", arrays.get("calibration", x).astype(np.float32))
         validation = (x, arrays["y"]) if "y" in arrays else x
-        return validation, arrays.get("calibration", x).astype(np.float32)
+        return validation, calibration
 
     def read_history(self):
         """history.csv -> {metric: [per-epoch values]} ({} before the first epoch ends)."""
@@ -163,6 +170,37 @@ class RunFolder:
         columns = [key for key in rows[0] if key != "epoch"]
         history = {key: [float(row[key]) for row in rows if row.get(key) not in (None, "", "NA")] for key in columns}
         return {key: values for key, values in history.items() if values}
+
+
+def model_version(source):
+    """`<name>@<first 12 hex digits of the model file's SHA-256>`: names exactly the weights that answer.
+
+    `source` is a run folder, a `.keras`, `.tflite` or `.onnx` file, or a
+    streaming export folder (every file in it is hashed, with its name).
+
+    Example:
+        >>> import tempfile
+        >>> path = tempfile.mkdtemp() + "/model.keras"
+        >>> _ = open(path, "wb").write(b"weights")
+        >>> model_version(path)
+        'model.keras@9a129038d9a0'
+    """
+    source = str(source)
+    if source.lower().endswith((".tflite", ".onnx")):
+        parts = [source]
+    elif os.path.isdir(source) and os.path.isfile(source.rstrip("/") + ".json"):
+        parts = sorted(os.path.join(source, name) for name in os.listdir(source))
+    else:
+        parts = [find_model_file(source)]
+    digest = hashlib.sha256()
+    for part in parts:
+        if len(parts) > 1:
+            digest.update(os.path.basename(part).encode() + b"\0")
+        with open(part, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    name = os.path.basename(os.path.normpath(source if os.path.isdir(source) else parts[0]))
+    return f"{name}@{digest.hexdigest()[:12]}"
 
 
 def find_model_file(source):

@@ -261,6 +261,29 @@ def video_declaring_frames(path, frames):
     return path
 
 
+def raw_avi(path, width, height, frames=3):
+    """An uncompressed 24-bit AVI built by hand (RIFF chunks), whatever its frame shape."""
+
+    def chunk(kind, data):
+        return kind + struct.pack("<L", len(data)) + data + (b"\0" if len(data) % 2 else b"")
+
+    def listed(kind, *parts):
+        return chunk(b"LIST", kind + b"".join(parts))
+
+    row = (width * 3 + 3) // 4 * 4
+    size = row * height
+    avih = struct.pack("<14L", 100000, size * 10, 0, 0x10, frames, 0, 1, size, width, height, 0, 0, 0, 0)
+    strh = struct.pack("<4s4sL2H8L4h", b"vids", b"DIB ", 0, 0, 0, 0, 1, 10, 0, frames, size, 0xFFFFFFFF, 0,
+                       0, 0, min(width, 32767), min(height, 32767))  # fmt: skip
+    strf = struct.pack("<L2l2H6L", 40, width, height, 1, 24, 0, size, 0, 0, 0, 0)
+    movi = b"".join(chunk(b"00db", bytes([40 * index % 256]) * size) for index in range(frames))
+    body = b"AVI " + listed(b"hdrl", chunk(b"avih", avih), listed(b"strl", chunk(b"strh", strh),
+                                                                   chunk(b"strf", strf))) + listed(b"movi", movi)
+    with open(path, "wb") as handle:
+        handle.write(chunk(b"RIFF", body)[: 8 + len(body)])
+    return path
+
+
 def npy_declaring(path, shape):
     """An .npz whose one member's .npy header declares `shape` over 16 bytes of data."""
     import io
@@ -343,7 +366,314 @@ def build_corpus(directory):
         ("nifti_30000_cubed", "read_volume", nifti_declaring(path("header.nii"), 30000)),
         ("video_1e7_frames", "read_video", video_declaring_frames(path("frames.avi"), 10**7)),
     ]  # fmt: skip
+    return cases + byte_budget_cases(path) + non_finite_cases(path) + crashing_and_damaged_cases(path) \
+        + model_file_cases(path, directory) + config_cases(path)
+
+
+# Each case below is within the pixel limit (2**28) or small on disk, yet would cost more memory than
+# max_decoded_bytes (512 MiB) allows once decoded as medzoo holds it: refused from the header.
+PNG_LAYOUTS = {"gray8": (0, 8, 12000), "gray16": (0, 16, 12000), "rgb8": (2, 8, 7000), "rgb16": (2, 16, 7000),
+               "palette1": (3, 1, 7000), "palette8": (3, 8, 7000), "gray_alpha8": (4, 8, 7000),
+               "rgba8": (6, 8, 7000), "rgba16": (6, 16, 7000)}  # fmt: skip
+
+
+def byte_budget_cases(path):
+    cases = [(f"png_{name}_{side}x{side}_header", "read_image", png_declaring(path(f"{name}.png"), side, side, kind, depth))
+             for name, (kind, depth, side) in PNG_LAYOUTS.items()]  # fmt: skip
+    cases += [
+        ("png_palette_1bit_16384_valid_32KB", "read_image", palette_png_bomb(path("palette_bomb.png"), 16384)),
+        ("png_1_x_2e9_header", "read_image", png_declaring(path("line.png"), 2**31 - 1, 1, 0)),
+        ("jpeg_rgb_12000x12000_header", "read_image", jpeg_declaring(path("rgb12000.jpg"), 12000, 12000)),
+        ("bmp_24bit_12000x12000_header", "read_image", bmp_declaring(path("bmp12000.bmp"), 12000, 12000)),
+        ("tiff_gray_12000x12000_header", "read_image", tiff_declaring(path("tiff12000.tif"), 12000)),
+        ("dicom_deflated_16384x16384_inflates_512MiB", "read_dicom", dicom_deflate_bomb(path("deflate.dcm"), 16384, 16384)),
+        ("dicom_rle_200_frames_1024x1024", "read_dicom", dicom_with(path("rle.dcm"), compress="1.2.840.10008.1.2.5",
+                                                                     NumberOfFrames=200, Rows=1024, Columns=1024)),
+        ("dicom_rgb_8192x8192", "read_dicom", dicom_with(path("rgb.dcm"), SamplesPerPixel=3, Rows=8192, Columns=8192)),
+        ("dicom_series_folder_8192x8192", "read_volume", _series(path("series"), Rows=8192, Columns=8192)),
+        ("nifti_645_cubed_header", "read_volume", nifti_declaring(path("cube645.nii"), 645)),
+        ("nifti_gz_645_cubed_header", "read_volume", _gzip(nifti_declaring(path("cube_gz.nii"), 645),
+                                                           path("cube645.nii.gz"))),
+        ("slide_region_16000x16000", "read_slide_level", tiff_declaring(path("slide16000.tif"), 16000)),
+        ("video_clip_1e7_frames", "load_video_clip", video_declaring_frames(path("clip_frames.avi"), 10**7)),
+    ]  # fmt: skip
     return cases
+
+
+def non_finite_cases(path):
+    cases = [(f"dicom_{key}_{label}", "read_dicom", dicom_with(path(f"{key}_{label}.dcm"), **{key: value}))
+             for key in ("RescaleSlope", "RescaleIntercept")
+             for label, value in (("nan", float("nan")), ("inf", float("inf")), ("minus_inf", float("-inf")),
+                                  ("1e308", 1e308), ("text", "abc"))]  # fmt: skip
+    nan_volume = np.zeros((4, 4, 4), np.float32)
+    nan_volume[1, 2, 3] = np.nan
+    inf_image = np.zeros((8, 8), np.float32)
+    inf_image[0, 0] = np.inf
+    cases += [
+        ("nifti_scl_slope_inf", "read_volume", nifti_with(path("slope_inf.nii"), np.ones((4, 4, 4)), slope=np.inf)),
+        ("nifti_scl_slope_minus_inf", "read_volume", nifti_with(path("slope_minf.nii"), np.ones((4, 4, 4)), slope=-np.inf)),
+        ("nifti_voxel_nan", "read_volume", nifti_with(path("voxel_nan.nii"), nan_volume)),
+        ("nifti_voxel_inf", "read_volume", nifti_with(path("voxel_inf.nii"), nan_volume * 0 + np.float32(np.inf))),
+        ("tiff_float_nan", "read_image", tiff_with(path("nan.tif"), np.where(inf_image > 0, np.nan, 0).astype(np.float32))),
+        ("tiff_float_inf", "read_image", tiff_with(path("inf.tif"), inf_image)),
+        ("export_samples_nan", "read_export_samples", _npz(path("nan_samples.npz"), x=np.full((2, 8, 8, 3), np.nan, np.float32))),
+        ("export_samples_inf_calibration", "read_export_samples", _npz(
+            path("inf_calibration.npz"), x=np.zeros((2, 8, 8, 3), np.float32), calibration=np.full((2, 8, 8, 3), np.inf, np.float32))),
+    ]  # fmt: skip
+    return cases
+
+
+def crashing_and_damaged_cases(path):
+    png = png_bomb(path("small_for_cut.png"), 64)
+    dicom = open(_series_source(), "rb").read()
+    return [
+        ("video_raw_avi_32x24_aborts_decoder", "load_video_clip", raw_avi(path("abort.avi"), 32, 24)),
+        ("video_text_file", "load_video_clip", text_file(path("text.mp4"), "not a video")),
+        ("video_empty_file", "load_video_clip", text_file(path("empty.mp4"), "")),
+        ("png_truncated", "read_image", _raw(path("cut.png"), open(png, "rb").read()[:60])),
+        ("png_empty", "read_image", text_file(path("empty.png"), "")),
+        ("png_bad_colour_type", "read_image", png_declaring(path("colour5.png"), 8, 8, 5)),
+        ("image_random_bytes", "read_image", _raw(path("random.png"), np.random.default_rng(0).bytes(4096))),
+        ("jpeg_no_frame_header", "read_image", _raw(path("noframe.jpg"), b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(32) + b"\xff\xd9")),
+        ("dicom_truncated", "read_dicom", _raw(path("cut.dcm"), dicom[:2000])),
+        ("dicom_no_pixel_data", "read_dicom", dicom_with(path("nopixels.dcm"), PixelData=None)),
+        ("dicom_zero_rows", "read_dicom", dicom_with(path("zero.dcm"), Rows=0)),
+        ("dicom_not_dicom", "read_dicom", text_file(path("text.dcm"), "not a DICOM file")),
+        ("dicom_series_empty_folder", "read_volume", _folder(path("empty_series"))),
+        ("nifti_4d", "read_volume", nifti_with(path("four_d.nii"), np.zeros((2, 2, 2, 2)))),
+        ("nifti_truncated", "read_volume", _raw(path("cut.nii"), open(nifti_with(path("whole.nii"), np.ones((8, 8, 8))), "rb").read()[:400])),
+        ("volume_wrong_suffix", "read_volume", text_file(path("volume.txt"), "x")),
+        ("manifest_path_leaves_its_folder", "read_manifest", text_file(path("climb.csv"), "path,label\n../../../etc/passwd,a\n")),
+        ("manifest_bad_box", "read_manifest", text_file(path("box.csv"), "path,label,x1,y1,x2,y2\na.png,a,0,0,x,1\n")),
+        ("manifest_no_rows", "read_manifest", text_file(path("norows.csv"), "path,label\n")),
+        ("manifest_binary", "read_manifest", _raw(path("binary.csv"), b"\xff\xfe\x00garbage")),
+    ]  # fmt: skip
+
+
+def model_file_cases(path, directory):
+    source = _small_keras(path("small_source.keras"))
+    deep = path("deep_config.keras")
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(deep, "w") as out:
+        for name in archive.namelist():
+            out.writestr(name, "[" * 20000 + "]" * 20000 if name == "config.json" else archive.read(name))
+    no_config = path("no_config.keras")
+    with zipfile.ZipFile(no_config, "w") as out:
+        out.writestr("model.weights.h5", b"")
+    return [
+        ("keras_config_dense_20000x20000_in_13KB", "load_model", keras_declaring_dense(path("dense.keras"), 20000, source)),
+        ("keras_config_dense_3000x3000", "load_model", keras_declaring_dense(path("dense3000.keras"), 3000, source)),
+        ("keras_config_nested_20000_deep", "load_model", deep),
+        ("keras_without_config", "load_model", no_config),
+        ("keras_not_a_zip", "load_model", text_file(path("text.keras"), "not a model")),
+        ("pth_32_views_alias_one_16MiB_storage", "read_torch_state_dict", aliased_checkpoint(path("alias.pth"), 32, 2**22)),
+        ("safetensors_duplicate_key", "read_safetensors", safetensors_duplicate_key(path("duplicate.safetensors"))),
+        ("safetensors_overlapping_16MiB", "read_safetensors", safetensors_file(path("overlap16.safetensors"), {
+            f"t{index}": {"dtype": "F32", "shape": [2**22], "data_offsets": [0, 2**24]} for index in range(2)}, bytes(2**24))),
+        ("safetensors_header_a_list", "read_safetensors", safetensors_file(path("list.safetensors"), [1, 2])),
+        ("safetensors_float_offsets", "read_safetensors", safetensors_file(
+            path("float.safetensors"), {"w": {"dtype": "F32", "shape": [2], "data_offsets": [0.5, 8]}}, bytes(8))),
+        ("safetensors_unknown_dtype", "read_safetensors", safetensors_file(
+            path("dtype.safetensors"), {"w": {"dtype": "F128", "shape": [1], "data_offsets": [0, 16]}}, bytes(16))),
+        ("safetensors_negative_shape", "read_safetensors", safetensors_file(
+            path("negative.safetensors"), {"w": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, bytes(8))),
+    ]  # fmt: skip
+
+
+def config_cases(path):
+    laughs = "\n".join(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9 if previous else ['"lol"'] * 9) + "]"
+                        for previous, name in zip([None, "a", "b", "c", "d", "e", "f"], "abcdefg"))  # fmt: skip
+    configs = {
+        "yaml_billion_laughs_575B": ("laughs.yaml", laughs),
+        "yaml_nested_20000_deep": ("deep.yaml", "a: " + "[" * 20000 + "]" * 20000),
+        "json_nested_20000_deep": ("deep.json", '{"a": ' + "[" * 20000 + "]" * 20000 + "}"),
+        "yaml_top_level_list": ("list.yaml", "- 1\n- 2\n"),
+        "yaml_not_yaml": ("broken.yaml", "model: [\n"),
+        "model_kwargs_misspelt_key": ("dropuot.yaml", "model_kwargs: {dropuot: 0.2}\n"),
+        "model_kwargs_string_for_number": ("dropout.yaml", "model_kwargs: {dropout: high}\n"),
+        "model_kwargs_text_for_list": ("head.yaml", "model_kwargs: {head_units: abc}\n"),
+        "model_kwargs_bool_for_int": ("bool.yaml", "model: cnn_lstm\nmodel_kwargs: {rnn_units: true}\n"),
+        "model_kwargs_not_a_mapping": ("kwargs.yaml", "model_kwargs: [1, 2]\n"),
+        "model_unknown_name": ("resnet5.yaml", "model: resnet5\n"),
+        "epochs_negative": ("epochs.yaml", "epochs: -1\n"),
+        "learning_rate_text": ("lr.yaml", "learning_rate: fast\n"),
+        "data_unknown_key": ("data.yaml", "data: {trian: x}\n"),
+    }
+    experiments = {
+        "experiment_replicates_negative": ("reps.yaml", "replicates: -3\n"),
+        "experiment_replicates_text": ("reps_text.yaml", "replicates: '3'\n"),
+        "experiment_grid_not_a_mapping": ("grid.yaml", "grid: [1, 2]\n"),
+        "experiment_grid_values_not_a_list": ("grid_values.yaml", "grid: {model_kwargs.pooling: max}\n"),
+        "experiment_test_fraction_2": ("fraction.yaml", "test_fraction: 2\n"),
+        "experiment_aggregate_unknown": ("aggregate.yaml", "aggregate: median\n"),
+    }
+    return ([(case, "resolve_config", text_file(path(name), text)) for case, (name, text) in configs.items()]
+            + [(case, "experiment_settings", text_file(path(name), text)) for case, (name, text) in experiments.items()])
+
+
+def _small_keras(path):
+    import keras
+
+    inputs = keras.Input((8,))
+    keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(path)
+    return path
+
+
+def _series_source():
+    from pydicom.data import get_testdata_file
+
+    return get_testdata_file("CT_small.dcm")
+
+
+def _series(folder, **fields):
+    os.makedirs(folder, exist_ok=True)
+    for index in range(3):
+        dicom_with(os.path.join(folder, f"{index}.dcm"), InstanceNumber=index + 1, **fields)
+    return folder
+
+
+def _folder(folder):
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def _gzip(source, path):
+    import gzip
+
+    return _raw(path, gzip.compress(open(source, "rb").read()))
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+def png_declaring(path, width, height, color_type, bit_depth=8):
+    """A PNG header (and no data) declaring a size, a colour type and a bit depth."""
+    def chunk(kind, data):
+        return struct.pack(">L", len(data)) + kind + data + struct.pack(">L", zlib.crc32(kind + data))
+
+    header = struct.pack(">2L5B", width, height, bit_depth, color_type, 0, 0, 0)
+    return _raw(path, b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+def palette_png_bomb(path, side):
+    """A valid 1-bit palette PNG of side x side zeros: 32 KB on disk for 16384 x 16384 (OpenCV decodes it to 8-bit colour)."""
+    row = bytes(1 + (side + 7) // 8)
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+
+    def chunk(kind, data):
+        return struct.pack(">L", len(data)) + kind + data + struct.pack(">L", zlib.crc32(kind + data))
+
+    header = struct.pack(">2L5B", side, side, 1, 3, 0, 0, 0)
+    return _raw(path, b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"PLTE", bytes(3) + b"\xff" * 3)
+                + chunk(b"IDAT", idat) + chunk(b"IEND", b""))  # fmt: skip
+
+
+def dicom_with(path, **fields):
+    """CT_small.dcm with `fields` set (e.g. RescaleSlope=float("nan"), Rows=...); None deletes a field."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    dataset = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    compress = fields.pop("compress", None)
+    if compress:
+        dataset.compress(compress)
+    texts = {}
+    for key, value in fields.items():
+        if value is None:
+            delattr(dataset, key)
+        elif isinstance(value, str) and key.startswith("Rescale"):  # not a number: patched in after writing
+            texts[f"{len(texts) + 1}.87654321".encode()] = value.encode().ljust(10)[:10]
+            setattr(dataset, key, float(list(texts)[-1]))
+        else:
+            setattr(dataset, key, value)
+    dataset.save_as(path)
+    data = open(path, "rb").read()
+    for placeholder, text in texts.items():
+        data = data.replace(placeholder, text)
+    return _raw(path, data)
+
+
+def dicom_deflate_bomb(path, rows, columns):
+    """A Deflated Explicit VR Little Endian DICOM whose rows x columns 16-bit zeros inflate from a few hundred KB."""
+    import io
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    dataset = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    dataset.Rows, dataset.Columns = rows, columns
+    del dataset.PixelData
+    body = io.BytesIO()
+    write_dataset(pydicom.filebase.DicomFileLike(body), dataset)  # explicit VR little endian by default
+    length = rows * columns * 2
+    pixel_header = struct.pack("<2H2sHL", 0x7FE0, 0x0010, b"OW", 0, length)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros, count = bytes(2**20), length // 2**20
+    stream = compressor.compress(body.getvalue() + pixel_header) + compressor.flush(zlib.Z_FULL_FLUSH)
+    first = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    assert compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH) == block
+    stream += first + block * (count - 1) + compressor.flush()  # the assertion's block is left out: count MiB
+    meta = pydicom.dataset.FileMetaDataset(dataset.file_meta)
+    meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    head = io.BytesIO()
+    head.write(bytes(128) + b"DICM")
+    write_file_meta_info(pydicom.filebase.DicomFileLike(head), meta)
+    return _raw(path, head.getvalue() + stream)
+
+
+def nifti_with(path, data, slope=None):
+    """A NIfTI-1 file of `data` (float32), its scl_slope patched to `slope` when given."""
+    import nibabel
+
+    nibabel.save(nibabel.Nifti1Image(np.asarray(data, np.float32), np.eye(4)), path)
+    if slope is not None:
+        raw = bytearray(open(path, "rb").read())
+        struct.pack_into("<f", raw, 112, slope)
+        _raw(path, bytes(raw))
+    return path
+
+
+def tiff_with(path, data):
+    import tifffile
+
+    tifffile.imwrite(path, data)
+    return path
+
+
+def keras_declaring_dense(path, units, source):
+    """A real small .keras file (`source`: Input(8) -> Dense(2)) whose config is rewritten to units x units."""
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = members["config.json"].decode().replace('"units": 2', f'"units": {units}')
+    members["config.json"] = config.replace("[null, 8]", f"[null, {units}]").encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def aliased_checkpoint(path, views, numel):
+    """A zip .pth whose `views` tensors all alias one deflated storage of `numel` float32 zeros."""
+    storage = _Storage("0", numel)
+    state = {f"w{index}": _Tensor(storage, 0, (numel,), (1,)) for index in range(views)}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", torch_pickle(state))
+        archive.writestr("archive/data/0", bytes(numel * 4))
+    return path
+
+
+def safetensors_duplicate_key(path):
+    entry = '{"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}'
+    header = f'{{"w": {entry}, "w": {entry.replace("[0, 8]", "[8, 16]")}}}'.encode()
+    return _raw(path, len(header).to_bytes(8, "little") + header + bytes(16))
+
+
+def text_file(path, text):
+    return _raw(path, text.encode())
 
 
 def _raw(path, data):
@@ -363,11 +693,22 @@ def _object_npz(path, marker):
 def read_case(reader, path):
     """Calls the medzoo reader named `reader` on `path`."""
     import medzoo.io as medzoo_io
+    from medzoo.data.datasets import read_manifest
+    from medzoo.data.video import load_video_clip
+    from medzoo.evaluate.experiment import experiment_settings
     from medzoo.models.registry import load_model
+    from medzoo.runs import RunFolder
+    from medzoo.train.config import read_config_file, resolve_config
 
-    if reader == "load_model":
-        return load_model(path)
-    return getattr(medzoo_io, reader)(path)
+    readers = {
+        "load_model": load_model,
+        "load_video_clip": lambda file: load_video_clip(file, 4, 32),
+        "read_manifest": read_manifest,
+        "resolve_config": resolve_config,
+        "experiment_settings": lambda file: experiment_settings(read_config_file(file), file),
+        "read_export_samples": lambda file: RunFolder(os.path.dirname(file)).read_export_samples(file),
+    }
+    return readers[reader](path) if reader in readers else getattr(medzoo_io, reader)(path)
 
 
 def _status_mb(key):
@@ -387,6 +728,9 @@ def run_cases(cases):
 
     import medzoo.io  # noqa: F401
     import medzoo.models.registry  # noqa: F401
+    import medzoo.train.config  # noqa: F401
+    import medzoo.evaluate.experiment  # noqa: F401
+    import medzoo.data.video  # noqa: F401
     import keras  # noqa: F401
 
     results = []

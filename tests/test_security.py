@@ -30,7 +30,7 @@ from medzoo.io import (
 from medzoo.models.registry import load_model
 from tests import hostile_inputs as hostile
 
-PEAK_RISE_LIMIT_MB = 64  # a refused 30000 x 30000 PNG would need 900 MB
+PEAK_RISE_LIMIT_MB = 64  # a refused 30000 x 30000 PNG would need 900 MB, the deflated DICOM 1 GB
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,13 @@ def test_corpus_covers_the_attacks(refused):
             "zip_bomb_npz", "zip_bomb_pth", "zip_bomb_keras", "png_bomb_30000x30000",
             "jpeg_header_65000x65000", "tiff_header_65535x65535", "dicom_65535x65535x1000",
             "nifti_30000_cubed", "video_1e7_frames"} <= names  # fmt: skip
-    assert len(results) == len(names) >= 37
+    assert {"png_palette_1bit_16384_valid_32KB", "dicom_deflated_16384x16384_inflates_512MiB",
+            "dicom_rle_200_frames_1024x1024", "dicom_RescaleSlope_nan", "dicom_RescaleSlope_1e308",
+            "video_raw_avi_32x24_aborts_decoder", "keras_config_dense_20000x20000_in_13KB",
+            "pth_32_views_alias_one_16MiB_storage", "safetensors_duplicate_key", "yaml_billion_laughs_575B",
+            "model_kwargs_misspelt_key", "experiment_replicates_negative", "manifest_path_leaves_its_folder",
+            "export_samples_nan", "nifti_scl_slope_inf"} <= names  # fmt: skip
+    assert len(results) == len(names) >= 120
 
 
 def test_every_hostile_file_is_refused_with_input_error_naming_it(refused):
@@ -274,3 +280,133 @@ def test_every_command_turns_bad_input_into_one_line(bad_inputs, capsys):
             assert status == 2, (argv, status, err)
             assert len(err.splitlines()) == 1 and "Traceback" not in err, (argv, err)
             assert err.startswith(f"medzoo {command}: error: "), (argv, err)
+
+
+def test_bytes_not_pixels_bound_a_decode(tmp_path):
+    """Within the pixel limit, the decoded bytes (channels and float32 included) decide; under them, exact reads."""
+    path = hostile.palette_png_bomb(str(tmp_path / "palette.png"), 2048)  # 1-bit: 2 KB on disk
+    assert read_image(path).shape == (2048, 2048, 3)
+    previous = set_limits(max_decoded_bytes=2048 * 2048 * 4 * 4 - 1)  # just under 4 channels of float32
+    try:
+        with pytest.raises(InputError, match=r"palette.png: the image \(held as float32\) declares 2048 x 2048 x 4"):
+            read_image(path)
+        set_limits(max_decoded_bytes=128 * 128 * 4 - 1)  # CT_small: 128 x 128 samples of float32, one byte short
+        with pytest.raises(InputError, match=r"CT_small.dcm: the DICOM image .* 1 x 128 x 128 x 1 samples of 4 bytes"):
+            read_dicom(sample_dicom_path("CT_small.dcm"))
+    finally:
+        set_limits(**previous)
+    assert read_dicom(sample_dicom_path("CT_small.dcm")).shape == (128, 128)
+
+
+def test_dicom_rescale_in_float32_matches_pydicom(tmp_path):
+    import pydicom
+    from pydicom.pixels import apply_rescale
+
+    path = hostile.dicom_with(str(tmp_path / "scaled.dcm"), RescaleSlope=0.5, RescaleIntercept=-1000.25)
+    dataset = pydicom.dcmread(path)
+    expected = apply_rescale(dataset.pixel_array, dataset)  # float64 in pydicom
+    np.testing.assert_allclose(read_dicom(path), expected, rtol=0, atol=1e-3)
+    assert read_dicom(path).dtype == np.float32
+
+
+def test_a_crashing_decoder_fails_one_file_and_the_batch_goes_on(tmp_path):
+    import shutil
+
+    from medzoo.data.video_cache import prepare_videos
+
+    folder = tmp_path / "videos" / "real"
+    folder.mkdir(parents=True)
+    hostile.raw_avi(str(folder / "abort.avi"), 32, 24)  # OpenCV aborts: "malloc_consolidate(): invalid chunk size"
+    shutil.copy(sample_video_path(), folder / "good.mp4")
+    hostile.raw_avi(str(folder / "wide.avi"), 100000, 1)  # OpenCV segfaults on it, as the address layout falls
+    summary = prepare_videos(str(tmp_path / "videos"), str(tmp_path / "cache"), num_frames=3, size=16, verbose=False)
+    assert summary["prepared"] + len(summary["failed"]) == 3 and summary["prepared"] >= 1, summary
+    assert any("abort.avi: the decoder crashed on this file (its worker process died: signal 6)" in failure
+               for failure in summary["failed"]), summary  # it answers, then aborts: the answer is not kept
+    assert all("wide.avi: the decoder crashed on this file" in failure for failure in summary["failed"]
+               if "abort.avi" not in failure)  # fmt: skip
+    cached = sorted(os.listdir(tmp_path / "cache" / "real"))
+    assert "good.npz" in cached and "abort.npz" not in cached
+
+
+def test_the_named_model_is_the_one_that_runs_and_is_logged(tmp_path):
+    from medzoo.pipelines.predict import Predictor, predict_files
+    from medzoo.runs import model_version
+
+    inputs = keras.Input((4, 4, 3))
+    flat = keras.layers.Flatten()(inputs)
+    for name, bias in (("model", 5.0), ("other", -5.0)):  # the two answer class 0 and class 1
+        dense = keras.layers.Dense(2, activation="softmax", bias_initializer=keras.initializers.Constant([bias, 0.0]))
+        keras.Model(inputs, dense(flat)).save(tmp_path / f"{name}.keras")
+    cv2.imwrite(str(tmp_path / "x.png"), np.zeros((4, 4, 3), np.uint8))
+    for name, label in (("model", "0"), ("other", "1")):
+        predictor = Predictor(str(tmp_path / f"{name}.keras"))
+        assert predictor.version == model_version(str(tmp_path / f"{name}.keras")) and predictor.version.startswith(name)
+        summary = predict_files(predictor, [str(tmp_path / "x.png")], str(tmp_path / f"{name}.csv"), progress=False)
+        row = open(tmp_path / f"{name}.csv").read().splitlines()
+        assert summary["model_version"] == predictor.version and predictor.version in row[1]
+        assert row[1].split(",")[2] == label
+
+
+def test_parity_gate_refuses_non_finite_and_off_outputs_naming_the_tolerance():
+    from medzoo.export.api import check_parity
+
+    tolerances = {"max_abs_diff": 1e-4, "accuracy_drop": 0.01, "top1_agreement": 0.99}
+    reference = np.random.default_rng(0).dirichlet([1, 1, 1], 200)
+    assert check_parity(reference, reference + 5e-5, None, None, 0.5, tolerances)[1] is None
+    failure = check_parity(reference, reference + 2e-4, None, None, 0.5, tolerances)[1]
+    assert "exceeds 0.0001 for a float32 export" in failure
+    nan = reference.copy()
+    nan[3, 1] = np.nan
+    for quantization in (None, "int8"):
+        parity, failure = check_parity(reference, nan, None, quantization, 0.5, tolerances)
+        assert parity["non_finite_outputs"] == 1 and "NaN or infinite" in failure
+    swapped = reference.copy()
+    swapped[:3] = np.roll(swapped[:3], 1, axis=1)  # 3 of 200 samples change class: agreement 0.985
+    failure = check_parity(reference, swapped, None, "int8", 0.5, tolerances)[1]
+    assert "below 0.990 (no labels given" in failure
+
+
+def test_export_refuses_non_finite_samples_in_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    inputs = keras.Input((8, 8, 3))
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs))).save(run / "model.keras")
+    np.savez(tmp_path / "nan.npz", x=np.full((2, 8, 8, 3), np.nan, np.float32))
+    assert main(["export", str(run), "--data", str(tmp_path / "nan.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "nan.npz: the array 'x' holds NaN or infinity" in err and len(err.strip().splitlines()) == 1
+    assert not os.path.exists(run / "export")
+
+
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    import medzoo.cli
+
+    def broken(args):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(medzoo.cli, "_models", broken)
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "medzoo models: error: unexpected KeyError: 'surprise' (rerun with --debug for the traceback)"
+    assert main(["--debug", "models"]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+    deep = "epochs=" + "[" * 30000 + "]" * 30000
+    assert main(["train", "--set", deep, "--run-dir", str(tmp_path / "t")]) == 2
+    assert "nests deeper than 64 levels" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
+def test_experiment_paths_stay_inside_out_and_nothing_is_claimed_unwritten(tmp_path, capsys):
+    from medzoo.evaluate.experiment import grid_cells
+
+    cells = grid_cells({"model_kwargs.pooling": ["../../..", "max"], "model_kwargs.backbone": ["/etc"]})
+    assert [name for name, _ in cells] == ["backbone=_etc-pooling=.._.._..", "backbone=_etc-pooling=max"]
+    config = tmp_path / "reps.yaml"
+    config.write_text("replicates: -3\n")
+    assert main(["experiment", str(config), "--out", str(tmp_path / "e")]) == 2
+    assert "replicates must be an integer >= 1, got -3" in capsys.readouterr().err
+    config.write_text("replicates: 2\n")
+    assert main(["experiment", str(config), "--replicates", "0", "--out", str(tmp_path / "e")]) == 2
+    assert "--replicates: replicates must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "e" / "experiment.csv").exists()

@@ -107,19 +107,19 @@ def test_upload_kind_comes_from_the_content_and_storage_from_the_hash(tmp_path, 
         ["png", "jpeg", "dicom", "nifti", "nifti_gz"]  # fmt: skip
     with pytest.raises(InputError, match="not a PNG, JPEG, DICOM or NIfTI file"):
         sniff_kind(b"<html>not an image</html>")
+    decode = lambda path, kind: decode_upload(path, kind, 64)  # noqa: E731
     with pytest.raises(InputError, match="limit is 100 bytes"):
-        store_upload(dicom, str(tmp_path), max_bytes=100)
-    digest, kind, path = store_upload(dicom, str(tmp_path), max_bytes=10**7)
+        store_upload(dicom, str(tmp_path), 100, decode)
+    digest, kind, path, (image, note) = store_upload(dicom, str(tmp_path), 10**7, decode)
     assert kind == "dicom" and path == str(tmp_path / "uploads" / f"{digest}.dcm")
-    image, note = decode_upload(path, kind, 64)
     assert image.shape == (64, 64, 3) and note is None and 0 <= image.min() < image.max() <= 255
-    _, kind, path = store_upload(nifti, str(tmp_path), max_bytes=10**7)
-    image, note = decode_upload(path, kind, 64)
+    _, kind, path, (image, note) = store_upload(nifti, str(tmp_path), 10**7, decode)
     assert image.shape == (64, 64, 3) and 0 <= image.min() < 50 < 200 < image.max() <= 255 and "slice" in note
-    _, kind, path = store_upload(dicom[:2000], str(tmp_path), max_bytes=10**7)  # a truncated DICOM
+    kept = sorted(os.listdir(tmp_path / "uploads"))
     with pytest.raises(InputError, match="the uploaded file") as error:
-        decode_upload(path, kind, 64)
+        store_upload(dicom[:2000], str(tmp_path), 10**7, decode)  # a truncated DICOM
     assert str(tmp_path) not in str(error.value)  # the storage path never reaches the user
+    assert sorted(os.listdir(tmp_path / "uploads")) == kept  # refused, so not kept (no staging leftover either)
 
 
 # --- the pages, the log, the reports ---------------------------------------------------------------------
@@ -248,6 +248,91 @@ def test_every_route_needs_a_session_or_token_and_the_right_role(dual_model, tmp
     assert client.post(f"/review/{'0' * 32}", data={"csrf_token": token, "label": LABELS[0]}).status_code == 403
     # an expired or forged bearer token
     assert client.get("/api/predictions", headers={"Authorization": "Bearer forged"}).status_code == 401
+
+
+# Who may call each API route: a new route missing here fails the test below. "any": every logged-in role.
+API_ROUTE_ROLES = {
+    ("DELETE", "/api/token"): "any", ("POST", "/api/predictions"): "any", ("GET", "/api/predictions"): "any",
+    ("GET", "/api/predictions/{prediction_id}"): "any", ("GET", "/api/predictions/{prediction_id}/{name}"): "any",
+    ("GET", "/api/openapi.json"): "any", ("GET", "/api/review"): "reviewer",
+    ("POST", "/api/predictions/{prediction_id}/reviews"): "reviewer", ("GET", "/api/review/manifest.csv"): "reviewer",
+}  # fmt: skip
+
+
+def test_every_api_route_is_checked_against_each_role(dual_model, tmp_path, photos):
+    client = make_client(dual_model, tmp_path / "data")
+    register_and_log_in(client, "ana")
+    register_and_log_in(client, "rita", role="reviewer")
+    client.cookies.clear()
+    tokens = {role: api_token(client, name) for role, name in (("clinician", "ana"), ("reviewer", "rita"))}
+    mine = client.post("/api/predictions", files={"file": ("a.png", png_bytes(photos[0]))},
+                       headers=tokens["clinician"]).json()["id"]  # fmt: skip
+    routes = {(method, route.path) for route in client.app.routes if route.path.startswith("/api/")
+              for method in getattr(route, "methods", set()) - {"HEAD"}} - {("POST", "/api/token")}  # log-in: open
+    assert routes == set(API_ROUTE_ROLES), routes ^ set(API_ROUTE_ROLES)
+    bodies = {"/api/predictions/{prediction_id}/reviews": {"json": {"label": LABELS[0]}},
+              "/api/predictions": {"files": {"file": ("b.png", png_bytes(photos[1]))}}}  # fmt: skip
+    for (method, path), allowed in sorted(API_ROUTE_ROLES.items(), key=lambda item: item[0][0] == "DELETE"):
+        url = path.replace("{prediction_id}", mine).replace("{name}", "report.pdf")
+        for role, token in tokens.items():
+            response = client.request(method, url, headers=token, **bodies.get(path, {}))
+            if allowed in ("any", role):
+                assert response.status_code not in (401, 403), (method, path, role, response.status_code)
+            else:
+                assert response.status_code == 403, (method, path, role, response.status_code)
+
+
+def test_log_in_form_tokens_are_bound_to_the_pre_session(dual_model, tmp_path):
+    client = make_client(dual_model, tmp_path / "data")
+    client.app.state.service.register("ana", PASSWORD)
+    # an attacker who plants a cookie and a token of their choosing (equal, as a double-submit check wants)
+    client.cookies.set("medzoo_csrf", "planted", domain="testserver.local")
+    forged = client.post("/login", data={"csrf_token": "planted", "username": "ana", "password": PASSWORD},
+                         cookies={"medzoo_csrf": "planted"}, follow_redirects=False)  # fmt: skip
+    assert forged.status_code == 403
+    page = client.get("/login")
+    good = client.post("/login", data={"csrf_token": form_token(page.text), "username": "ana", "password": PASSWORD},
+                       follow_redirects=False)  # fmt: skip
+    assert good.status_code == 303
+
+
+def test_nobody_can_lock_a_clinician_out_from_another_address(dual_model, tmp_path):
+    from medzoo.serve.service import AuthError
+
+    service = make_client(dual_model, tmp_path / "data").app.state.service
+    service.register("ana", PASSWORD)
+    for _ in range(service.settings.max_login_failures):
+        with pytest.raises(AuthError, match="Wrong"):
+            service.log_in("10.0.0.66", "ana", "wrong password", "api")
+    with pytest.raises(AuthError, match="Too many") as throttled:
+        service.log_in("10.0.0.66", "ana", PASSWORD, "api")  # the guessing address waits, right password or not
+    assert throttled.value.retry_after > 0
+    token, login = service.log_in("10.0.0.7", "ana", PASSWORD, "api")  # ana, from her own address, gets in
+    assert token and login.user_id == service.db.user_named("ana").id
+
+
+def test_a_refused_upload_is_not_kept_and_orphans_are_cleaned(dual_model, tmp_path, photos):
+    data = tmp_path / "data"
+    client = make_client(dual_model, data)
+    register_and_log_in(client, "ana")
+    token = api_token(client, "ana")
+    dicom = open(sample_dicom_path("CT_small.dcm"), "rb").read()
+    for junk in (dicom[:3000], b"\x89PNG\r\n\x1a\n" + bytes(40)):  # a cut DICOM, a PNG with no image
+        assert client.post("/api/predictions", files={"file": ("x.dcm", junk)}, headers=token).status_code == 422
+    assert os.listdir(data / "uploads") == [] if (data / "uploads").exists() else True
+    kept = client.post("/api/predictions", files={"file": ("a.png", png_bytes(photos[0]))}, headers=token)
+    assert kept.status_code == 201 and len(os.listdir(data / "uploads")) == 1
+    (data / "uploads" / ("0" * 64 + ".png")).write_bytes(b"left by an older version")
+    make_client(dual_model, data)  # a restart removes uploads no prediction refers to
+    assert os.listdir(data / "uploads") == [kept.json()["input_sha256"] + ".png"]
+
+
+def test_the_manifest_quotes_cells_a_spreadsheet_would_run(dual_model, tmp_path, photos):
+    from medzoo.io.atomic import csv_text
+
+    text = csv_text([{"path": "=HYPERLINK(\"http://x\")", "label": "@SUM(1)", "id": "-2+3", "p": "-0.25"}],
+                    formula_safe=True)  # fmt: skip
+    assert text.splitlines()[1] == "\"'=HYPERLINK(\"\"http://x\"\")\",'@SUM(1),'-2+3,-0.25"
 
 
 def test_another_users_prediction_is_not_found_anywhere(dual_model, tmp_path, photos):

@@ -86,13 +86,14 @@ def scan_class_folders(root, suffixes=IMAGE_SUFFIXES):
 def read_manifest(path):
     """Reads a CSV manifest: returns dict of lists (path, label, id[, boxes (N, 4)]).
 
-    Relative paths are taken from the manifest's folder. Columns: path, label,
+    Relative paths are taken from the manifest's folder and may not leave it
+    ("../" out of it is refused); absolute paths are taken as given. Columns: path, label,
     id (optional: defaults to the file name), and x1, y1, x2, y2 for one box per row.
     """
     rows = read_csv_rows(path, ("path", "label"), "manifest")
     base = os.path.dirname(os.path.abspath(path))
     records = {
-        "path": [os.path.join(base, row["path"]) for row in rows],
+        "path": [_manifest_path(path, base, number, row["path"]) for number, row in enumerate(rows, start=2)],
         "label": [row["label"] for row in rows],
         "id": [row.get("id") or os.path.splitext(os.path.basename(row["path"]))[0] for row in rows],
     }
@@ -100,6 +101,15 @@ def read_manifest(path):
         records["boxes"] = np.array([[_number(path, number, row, c) for c in COORDINATES]
                                      for number, row in enumerate(rows, start=2)], np.float32)  # fmt: skip
     return records
+
+
+def _manifest_path(manifest, base, line, name):
+    """A manifest row's file: relative names stay inside the manifest's folder; absolute ones are taken as given."""
+    joined = os.path.normpath(os.path.join(base, name))
+    if not os.path.isabs(name) and os.path.commonpath([base, joined]) != base:
+        raise InputError(f"{manifest}: line {line} names {name!r}, which leaves the manifest's folder "
+                         f"{base}; give files under it, or absolute paths.")  # fmt: skip
+    return joined
 
 
 def _number(path, line, row, column):
@@ -120,17 +130,23 @@ def load_image_file(path, size, window=None):
     from medzoo.io.dicom import read_dicom
     from medzoo.io.image import read_image
 
+    # One float32 copy of the decoded samples at most (what max_decoded_bytes charges): scaling
+    # is in place, and gray becomes three channels after resizing, not before.
     if path.lower().endswith(".dcm"):
-        values = read_dicom(path, window=window)
-        image = (values if window is not None else min_max_normalize(values)) * 255.0
+        image = read_dicom(path, window=window)
+        image = image if window is not None else min_max_normalize(image, out=image)
+        image *= 255.0
         image = image[..., None] if image.ndim == 2 else image
     else:
-        image = read_image(path).astype(np.float32)
-        if image.max() > 255:  # 16-bit: scale to 0..255
-            image = image * (255.0 / 65535.0)
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
+        stored = read_image(path)
+        image = stored.astype(np.float32)
+        if stored.max() > 255:  # 16-bit: scale to 0..255
+            image *= 255.0 / 65535.0
+        del stored
     resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    resized = resized.reshape(size, size, -1)
+    if resized.shape[-1] == 1:
+        resized = np.repeat(resized, 3, axis=-1)
     return resized, np.array(image.shape[:2], np.float32)
 
 

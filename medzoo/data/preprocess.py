@@ -11,8 +11,13 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-def min_max_normalize(image):
+def min_max_normalize(image, out=None):
     """Scales to [0, 1] by the image's own minimum and maximum (a flat image gives zeros).
+
+    Args:
+        image: array.
+        out: float32 array or None. Where to write (the image itself scales it
+            in place, with no full-size temporary). Defaults to None: a new array.
 
     Example:
         >>> min_max_normalize(np.array([2.0, 4.0, 6.0])).tolist()
@@ -20,7 +25,13 @@ def min_max_normalize(image):
     """
     image = np.asarray(image, np.float32)
     low, high = image.min(), image.max()
-    return np.zeros_like(image) if high == low else (image - low) / (high - low)
+    out = np.empty_like(image) if out is None else out
+    if high == low:
+        out[...] = 0.0
+        return out
+    np.subtract(image, low, out=out)
+    np.divide(out, high - low, out=out)
+    return out
 
 
 def z_score_normalize(image, epsilon=1e-6):

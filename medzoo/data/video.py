@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from medzoo.io.isolated import isolated
 from medzoo.io.video import read_video
 
 
@@ -107,9 +108,10 @@ def load_video_clip(path, num_frames=10, size=224, faces=False, face_cropper=Non
     """
     import cv2
 
-    _, _, total = read_video(path, indices=[])
+    # FFmpeg decodes untrusted bytes: in a worker process, so a crash fails this file only.
+    _, _, total = isolated(read_video, path, indices=[])
     indices = sample_frame_indices(total, num_frames) if not frame_step else np.arange(0, total, frame_step)[:num_frames]
-    frames, fps, _ = read_video(path, indices=indices)
+    frames, fps, _ = isolated(read_video, path, indices=indices)
     found = None
     if faces:
         cropper = face_cropper or FaceCropper()

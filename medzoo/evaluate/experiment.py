@@ -37,11 +37,33 @@ def experiment_settings(raw, where="config"):
         >>> experiment_settings({"model": "cnn_lstm", "replicates": 10, "protocol": "sound"})[0]["protocol"]
         'sound'
     """
+    from medzoo.evaluate.aggregate import METHODS
+
     settings = {key: raw.get(key, default) for key, default in EXPERIMENT_KEYS.items()}
     if settings["protocol"] not in PROTOCOLS or settings["level"] not in LEVELS:
         raise InputError(f"{where}: protocol must be one of {PROTOCOLS} and level one of {LEVELS}, "
                          f"got {settings['protocol']!r} and {settings['level']!r}.")  # fmt: skip
+    check_replicates(settings["replicates"], where)
+    fraction = settings["test_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise InputError(f"{where}: test_fraction must be a number in (0, 1), got {fraction!r:.80}.")
+    if settings["aggregate"] not in METHODS:
+        raise InputError(f"{where}: aggregate must be one of {METHODS}, got {settings['aggregate']!r:.80}.")
+    grid = settings["grid"]
+    if grid is not None and not (isinstance(grid, dict) and grid and all(
+            isinstance(key, str) and isinstance(values, list) and values
+            and all(isinstance(value, (str, int, float, bool)) or value is None for value in values)
+            for key, values in grid.items())):  # fmt: skip
+        raise InputError(f"{where}: grid must map setting names (e.g. model_kwargs.backbone) to non-empty "
+                         f"lists of values, got {grid!r:.120}.")  # fmt: skip
     return settings, {key: value for key, value in raw.items() if key not in EXPERIMENT_KEYS}
+
+
+def check_replicates(count, where="replicates"):
+    """Raises InputError unless `count` is a whole number of replicates, 1 or more."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InputError(f"{where}: replicates must be an integer >= 1, got {count!r:.80}.")
+    return count
 
 
 def _hold_out(source, fraction, folder):
@@ -71,8 +93,23 @@ def grid_cells(grid):
     cells = []
     for values in itertools.product(*(grid[key] for key in keys)):
         name = "-".join(f"{key.split('.')[-1]}={value}" for key, value in zip(keys, values))
-        cells.append((name, [dotted(key, value) for key, value in zip(keys, values)]))
+        cells.append((safe_folder_name(name), [dotted(key, value) for key, value in zip(keys, values)]))
     return cells
+
+
+def safe_folder_name(text):
+    """`text` as one folder name: characters other than letters, digits and ._=+- become "_".
+
+    A grid value like "../../.." cannot climb out of the experiment folder.
+
+    Example:
+        >>> safe_folder_name("backbone=../../etc"), safe_folder_name("lr=0.001")
+        ('backbone=.._.._etc', 'lr=0.001')
+    """
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._=+-]", "_", str(text))[:200]
+    return "_" + name if name.strip(".") == "" else name
 
 
 def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose=0, protocol=None):
@@ -94,8 +131,9 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
     csv_path = os.path.join(out_dir, "experiment.csv")
     for config_path in config_paths:
         settings, raw = experiment_settings(read_config_file(config_path), config_path)
-        count, chosen, level = replicates or settings["replicates"], protocol or settings["protocol"], settings["level"]
-        config_name = os.path.splitext(os.path.basename(config_path))[0]
+        count = check_replicates(settings["replicates"] if replicates is None else replicates, "--replicates")
+        chosen, level = protocol or settings["protocol"], settings["level"]
+        config_name = safe_folder_name(os.path.splitext(os.path.basename(config_path))[0])
         held_out = []
         data = resolve_config(None, [raw, *overrides])["data"]
         if chosen == "sound" and data["test"]:
@@ -126,7 +164,10 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
 
 
 def _run_dir(out_dir, config_name, cell, replicate):
-    return os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
+    run_dir = os.path.join(out_dir, config_name, cell, f"replicate{replicate}")
+    if os.path.commonpath([os.path.realpath(out_dir), os.path.realpath(run_dir)]) != os.path.realpath(out_dir):
+        raise InputError(f"{run_dir}: a run folder outside the experiment folder {out_dir} is refused.")
+    return run_dir
 
 
 def _metrics_path(run_dir):

@@ -9,7 +9,7 @@ from medzoo.evaluate.aggregate import aggregate_by_id
 from medzoo.evaluate.metrics import as_probabilities, classification_metrics, wmcll
 from medzoo.evaluate.plots import plot_confusion, plot_pr, plot_roc
 from medzoo.io.atomic import write_bytes_atomic, write_csv
-from medzoo.runs import RunFolder
+from medzoo.runs import RunFolder, model_version
 
 
 def predict_batches(model, dataset, inputs_key):
@@ -44,8 +44,11 @@ def report_table(metrics):
 
 
 def evaluate_predictions(y_true, y_prob, ids, class_names, out_dir, aggregate="mean",
-                         threshold_method=None, class_weights=None):
-    """Item and per-id metrics (+ WMCLL) from predictions; writes metrics.json, report.md and PNG plots."""
+                         threshold_method=None, class_weights=None, model_version=None):
+    """Item and per-id metrics (+ WMCLL) from predictions; writes metrics.json, report.md and PNG plots.
+
+    `model_version` (see `medzoo.runs.model_version`), when given, is recorded in metrics.json.
+    """
     os.makedirs(out_dir, exist_ok=True)
     item = classification_metrics(y_true, y_prob, threshold_method=threshold_method, class_names=class_names)
     item["wmcll"] = wmcll(y_true, y_prob, class_weights)
@@ -64,7 +67,8 @@ def evaluate_predictions(y_true, y_prob, ids, class_names, out_dir, aggregate="m
     plots["confusion"] = plot_confusion(item["confusion_matrix"], os.path.join(out_dir, "confusion.png"),
                                         class_names)
     results = {"items": item, "patients": patient, "ids": len(unique_ids),
-               "plots": {k: os.path.basename(v) for k, v in plots.items()}}
+               "plots": {k: os.path.basename(v) for k, v in plots.items()},
+               **({"model_version": model_version} if model_version else {})}
     write_bytes_atomic(os.path.join(out_dir, "metrics.json"), json.dumps(results, indent=2))
     write_bytes_atomic(os.path.join(out_dir, "report.md"), _report(item, patient, len(unique_ids)))
     write_csv(os.path.join(out_dir, "predictions.csv"), _prediction_rows(y_true, y_prob, ids, class_names))
@@ -111,13 +115,13 @@ def evaluate_run(run_dir, data, out_dir=None, aggregate="mean", threshold_method
     from medzoo.data.recipe import make_recipe
     from medzoo.data.sources import source_dataset
 
-    run, _ = RunFolder.of(run_dir)
-    model = run.load_model()
+    run, model_path = RunFolder.of(run_dir)
+    model = run.load_model(model_path)
     recipe = run.read_recipe() or make_recipe(model.inputs[0].shape[1:])
     dataset, key, class_names = source_dataset(data, run.read_labels(), recipe, batch_size)
     probabilities, truths, ids = predict_batches(model, dataset, key)
     return evaluate_predictions(truths, probabilities, ids, class_names, run.evaluation_dir(out_dir),
-                                aggregate, threshold_method)  # fmt: skip
+                                aggregate, threshold_method, model_version=model_version(model_path))  # fmt: skip
 
 
 def evaluate_validation(run_dir, config=None, out_dir=None, aggregate="mean"):
@@ -132,4 +136,5 @@ def evaluate_validation(run_dir, config=None, out_dir=None, aggregate="mean"):
         raise ValueError("the run has no validation split: set data.val or data.val_fraction.")
     base, decode = element_stream(val, val["label"], recipe)
     probabilities, truths, ids = predict_batches(model, decode(base).batch(32), inputs_key(recipe))
-    return evaluate_predictions(truths, probabilities, ids, run.read_labels(), run.evaluation_dir(out_dir), aggregate)
+    return evaluate_predictions(truths, probabilities, ids, run.read_labels(), run.evaluation_dir(out_dir), aggregate,
+                                model_version=model_version(run_dir))

@@ -39,7 +39,8 @@ def compare_replicates(a, b, alpha=0.05):
 
     Returns:
         dict: mean/std of each; shapiro (statistic, p, normal) for a and b
-        (None for a sample of 2: Shapiro-Wilk needs 3);
+        (None for a sample of 2, Shapiro-Wilk needs 3, and for replicates
+        that are all equal);
         levene (statistic, p, equal_variances); t_test (kind, statistic, p,
         significant); mann_whitney (statistic, p, significant); cohens_d; power.
 
@@ -55,7 +56,8 @@ def compare_replicates(a, b, alpha=0.05):
         raise ValueError(f"need at least 2 replicates per model, got {len(a)} and {len(b)}.")
 
     def shapiro(sample):
-        if len(sample) < 3:
+        # SciPy answers W = 1, p = 1 for replicates that are all equal: there is nothing to test.
+        if len(sample) < 3 or np.ptp(sample) == 0:
             return {"statistic": None, "p": None, "normal": None}
         statistic, p = stats.shapiro(sample)
         return {"statistic": float(statistic), "p": float(p), "normal": bool(p > alpha)}
@@ -149,7 +151,7 @@ def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05, results
     lines += [f"| {m} | {_number(r['shapiro']['a']['statistic'])} | {_number(r['shapiro']['a']['p'])} | "
               f"{_number(r['shapiro']['b']['statistic'])} | {_number(r['shapiro']['b']['p'])} |" for m, r in results.items()]
     if any(r["shapiro"][side]["p"] is None for r in results.values() for side in "ab"):
-        lines += ["", "n/a: Shapiro-Wilk needs at least 3 replicates."]
+        lines += ["", "n/a: Shapiro-Wilk needs at least 3 replicates that are not all equal."]
     lines += ["", "### Table II: Levene's test for equal variances", "", "| metric | statistic | p |",
               "| --- | ---: | ---: |"]
     lines += [f"| {m} | {r['levene']['statistic']:.4f} | {r['levene']['p']:.4f} |" for m, r in results.items()]

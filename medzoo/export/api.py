@@ -14,6 +14,7 @@ import numpy as np
 from medzoo.export.parity import compare_outputs, predicted_classes
 from medzoo.export.sidecar import decision_threshold, model_card
 from medzoo.io.atomic import replace_path, staging_path, write_bytes_atomic
+from medzoo.io.limits import check_finite
 
 FORMATS = ("litert", "onnx", "saved_model", "litert_streaming")
 SUFFIXES = {"litert": ".tflite", "onnx": ".onnx", "saved_model": "", "litert_streaming": ""}
@@ -166,7 +167,17 @@ WRITERS = {
 
 
 def check_parity(reference, candidate, labels, quantization, threshold, tolerances):
-    """Returns (parity figures, failure reason or None) for an artifact's outputs."""
+    """Returns (parity figures, failure reason or None) for an artifact's outputs.
+
+    Outputs holding NaN or infinity fail, whatever else agrees: NaN compares
+    as neither above nor below a tolerance, so it is checked first.
+    """
+    for who, outputs in (("Keras", reference), ("the export", candidate)):
+        bad = int(np.count_nonzero(~np.isfinite(np.asarray(outputs, np.float64))))
+        if bad:
+            return {"non_finite_outputs": bad, "samples": int(len(outputs))}, (
+                f"{bad} output value(s) of {who} are NaN or infinite: nothing can be verified"
+            )
     parity = compare_outputs(reference, candidate, threshold)
     parity["reference_output_range"] = float(np.ptp(reference))
     if labels is not None:
@@ -214,6 +225,7 @@ def export(
     top1_agreement=0.99,
     isolate=True,
     compare_speed=True,
+    source_version=None,
 ):
     """Exports `model`, verifies it on real inputs, and writes it with a JSON sidecar.
 
@@ -251,13 +263,18 @@ def export(
         compare_speed: bool. For a verified "dynamic" or "int8" LiteRT file,
             time it against float32 on this CPU (the sidecar's "speed") and warn
             `QuantizationSlowerWarning` when it is slower. Defaults to True.
+        source_version: str or None. The exported model file's version
+            (`medzoo.runs.model_version`: name and content hash), recorded in
+            the sidecar as "source_model". Defaults to None.
 
     Returns:
         dict, the sidecar written beside the artifact.
 
     Raises:
-        ParityError: the artifact failed the check; it was written as
+        ParityError: the artifact failed the check (outputs off by more than
+            the tolerances, or NaN/infinite); it was written as
             `out_path + ".rejected"` and the reason is in the error and sidecar.
+        InputError: parity or calibration samples holding NaN or infinity.
 
     Example:
         >>> import numpy as np
@@ -296,6 +313,9 @@ def export(
         parity_samples,
         input_rank,
     )
+    for what, samples in (("parity samples", x_check), ("calibration samples", calibration)):
+        if samples is not None:
+            check_finite("export", what, samples)
     from medzoo.data.recipe import check_recipe, make_recipe
 
     sidecar = {
@@ -306,6 +326,7 @@ def export(
         "integer_io": integer_io,
         "calibration_samples": 0 if calibration is None else int(len(calibration)),
         "parity_data": "validation_data" if validation_data is not None else "representative_data",
+        **({"source_model": source_version} if source_version else {}),
     }
     reference = model.predict(x_check, batch_size=32, verbose=0)
     options = {

@@ -32,13 +32,15 @@ def write_bytes_atomic(path, data):
         handle.write(data.encode() if isinstance(data, str) else data)
 
 
-def write_csv(path, rows, columns=None):
+def write_csv(path, rows, columns=None, formula_safe=False):
     """Writes dict rows atomically; returns `path`.
 
     Args:
         path: str. The CSV file.
         rows: list of dicts.
         columns: sequence of str or None. Defaults to the union of the rows' keys.
+        formula_safe: bool. Text cells a spreadsheet would run as a formula are
+            quoted (see `csv_text`). Defaults to False.
 
     Example:
         >>> write_csv("/tmp/medzoo-rows.csv", [{"a": 1}, {"a": 2, "b": 3}])
@@ -46,26 +48,44 @@ def write_csv(path, rows, columns=None):
         >>> open("/tmp/medzoo-rows.csv").read().splitlines()
         ['a,b', '1,', '2,3']
     """
-    write_bytes_atomic(path, csv_text(rows, columns))
+    write_bytes_atomic(path, csv_text(rows, columns, formula_safe))
     return path
 
 
-def csv_text(rows, columns=None):
+def csv_text(rows, columns=None, formula_safe=False):
     """Dict rows as CSV text (header first); columns default to the union of the rows' keys.
+
+    With `formula_safe`, a text cell starting with =, +, -, @, tab or carriage
+    return (what Excel and LibreOffice run as a formula, e.g. a file named
+    `=HYPERLINK(...).png`) gets a leading apostrophe; numbers are left alone.
 
     Example:
         >>> csv_text([{"a": 1}, {"a": 2, "b": 3}]).splitlines()
         ['a,b', '1,', '2,3']
+        >>> csv_text([{"file": "=HYPERLINK(1)", "p": -0.5}], formula_safe=True).splitlines()[1]
+        "'=HYPERLINK(1),-0.5"
     """
     import csv
     import io
 
     columns = list(columns or dict.fromkeys(key for row in rows for key in row))
+    if formula_safe:
+        rows = [{key: _formula_safe(value) for key, value in row.items()} for row in rows]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def _formula_safe(value):
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+            return value
+        except ValueError:
+            return "'" + value
+    return value
 
 
 @contextlib.contextmanager

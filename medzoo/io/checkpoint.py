@@ -26,7 +26,7 @@ import numpy as np
 
 from medzoo.errors import InputError
 from medzoo.io.atomic import atomic_path
-from medzoo.io.limits import check_archive
+from medzoo.io.limits import check_archive, get_limit
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32,
@@ -240,17 +240,38 @@ def read_torch_state_dict(path):
             result = result[key]
     if not isinstance(result, dict):
         raise InputError(f"{path}: the checkpoint holds a {type(result).__name__}, not a dict of tensors.")
-    return collections.OrderedDict(
-        (name, value.resolve(path, name)) for name, value in result.items() if isinstance(value, _TensorRef)
-    )
+    tensors = {name: value for name, value in result.items() if isinstance(value, _TensorRef)}
+    _check_views(path, tensors.values())
+    return collections.OrderedDict((name, value.resolve(path, name)) for name, value in tensors.items())
+
+
+def _check_views(path, views):
+    """Refuses views that would copy far more than the storages hold, before anything is copied.
+
+    Tensors may share a storage (tied weights: an embedding used twice), but
+    32 views of one 64 MiB storage would copy 2 GiB out of a 66 KB file: what
+    the views copy together may be at most twice what their storages hold,
+    and at most `max_archive_bytes`.
+    """
+    views = list(views)
+    storages = {id(view.storage): view.storage for view in views}
+    held = sum(storage.numel * storage.dtype.itemsize for storage in storages.values())
+    copied = sum(math.prod(view.size) * view.storage.dtype.itemsize for view in views)
+    limit = min(2 * held + 2**20, get_limit("max_archive_bytes"))
+    if copied > limit:
+        raise InputError(
+            f"{path}: its {len(views)} tensors would copy {copied:,} bytes out of {len(storages)} storage(s) "
+            f"holding {held:,} (views aliasing one storage; at most {limit:,} are read): damaged or hostile checkpoint."
+        )
 
 
 def read_safetensors(path):
     """Reads a `.safetensors` file as numpy arrays (BF16 widened to float32), in the header's order.
 
     Raises:
-        InputError: missing file, damaged header, an offset or shape the file
-            does not back, overlapping tensors.
+        InputError: missing file, damaged header, a name given twice, an
+            offset or shape the file does not back, overlapping tensors (all
+            checked before any data is read).
 
     Example:
         >>> import tempfile
@@ -267,45 +288,53 @@ def read_safetensors(path):
         if size < 8 or header_size > min(size - 8, _MAX_SAFETENSORS_HEADER):
             raise InputError(f"{path}: not a safetensors file (header of {header_size:,} bytes in a {size:,}-byte file).")
         try:
-            header = json.loads(handle.read(header_size))
+            header = json.loads(handle.read(header_size), object_pairs_hook=_unique_keys)
         except ValueError as error:
             raise InputError(f"{path}: damaged safetensors header ({error}).") from error
+        buffer_size = size - 8 - header_size
+        if not isinstance(header, dict):
+            raise InputError(f"{path}: damaged safetensors header (not a JSON object).")
+        header.pop("__metadata__", None)
+        # Every entry is checked, and the spans for overlap, before one byte of data is read or copied.
+        layouts = {name: _safetensor_layout(path, name, entry, buffer_size) for name, entry in header.items()}
+        spans = sorted(span for _, _, span in layouts.values())
+        if any(end > next_start for (_, end), (next_start, _) in zip(spans, spans[1:])):
+            raise InputError(f"{path}: tensors overlap in the data buffer: damaged or hostile file.")
         data = handle.read()
-    if not isinstance(header, dict):
-        raise InputError(f"{path}: damaged safetensors header (not a JSON object).")
-    header.pop("__metadata__", None)
-    tensors, spans = collections.OrderedDict(), []
-    for name, entry in header.items():
-        tensors[name] = _safetensor(path, name, entry, data)
-        spans.append(tuple(entry["data_offsets"]))
-    spans.sort()
-    if any(end > next_start for (_, end), (next_start, _) in zip(spans, spans[1:])):
-        raise InputError(f"{path}: tensors overlap in the data buffer: damaged or hostile file.")
+    tensors = collections.OrderedDict()
+    for name, (code, shape, (begin, _)) in layouts.items():
+        dtype = np.dtype("<u2" if code == "BF16" else _SAFETENSORS_DTYPES[code])
+        array = np.frombuffer(data, dtype, math.prod(shape), begin).reshape(shape)
+        # bfloat16 is the top half of a float32
+        tensors[name] = (array.astype(np.uint32) << 16).view(np.float32) if code == "BF16" else array.copy()
     return tensors
 
 
-def _safetensor(path, name, entry, data):
-    """One header entry -> array, after checking dtype, shape and offsets against the buffer."""
+def _unique_keys(pairs):
+    """json object hook: a key given twice would silently drop a tensor, so it is an error."""
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"the key(s) {repeated} appear more than once")
+    return dict(pairs)
+
+
+def _safetensor_layout(path, name, entry, buffer_size):
+    """One header entry -> (dtype code, shape, (begin, end)), checked against the buffer's size."""
     try:
         code, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
         shape, (begin, end) = _integers(shape, "shape"), _integers([begin, end], "offsets")
     except (KeyError, TypeError, ValueError, pickle.UnpicklingError) as error:
         raise InputError(f"{path}: tensor {name!r} has a damaged header entry {entry!r:.120}.") from error
-    if code == "BF16":
-        dtype = np.dtype("<u2")
-    elif code in _SAFETENSORS_DTYPES:
-        dtype = np.dtype(_SAFETENSORS_DTYPES[code])
-    else:
+    if code != "BF16" and code not in _SAFETENSORS_DTYPES:
         raise InputError(f"{path}: tensor {name!r} has dtype {code!r}; read: {sorted(_SAFETENSORS_DTYPES) + ['BF16']}.")
-    if not begin <= end <= len(data) or end - begin != math.prod(shape) * dtype.itemsize:
+    itemsize = 2 if code == "BF16" else np.dtype(_SAFETENSORS_DTYPES[code]).itemsize
+    if not begin <= end <= buffer_size or end - begin != math.prod(shape) * itemsize:
         raise InputError(
             f"{path}: tensor {name!r} ({code} {list(shape)}) claims bytes {begin:,}..{end:,} of a "
-            f"{len(data):,}-byte buffer: damaged or hostile file."
+            f"{buffer_size:,}-byte buffer: damaged or hostile file."
         )
-    array = np.frombuffer(data, dtype, math.prod(shape), begin).reshape(shape)
-    if code == "BF16":  # bfloat16 is the top half of a float32
-        return (array.astype(np.uint32) << 16).view(np.float32)
-    return array.copy()
+    return code, shape, (begin, end)
 
 
 def write_safetensors(path, tensors, metadata=None):

@@ -1,11 +1,16 @@
 """Decoded-size limits for untrusted files, checked before anything is decoded.
 
-A small file can declare a huge decoded size: a 1 MB PNG of 30,000 x 30,000
-pixels, a video header of 10^7 frames, a zip whose members inflate to
-gigabytes. Every medzoo reader checks what a file declares against these
-limits and raises `InputError` (naming the file, the declared size and the
-limit) before it allocates. The defaults hold for the whole process; change
-them with `set_limits` (the `medzoo --max-pixels` flag does), or pass
+A small file can declare a huge decoded size: a 32 KB 1-bit PNG of
+16,384 x 16,384 pixels, a video header of 10^7 frames, a zip whose members
+inflate to gigabytes. Every medzoo reader checks what a file declares against
+these limits and raises `InputError` (naming the file, the declared size and
+the limit) before it allocates. Two limits bound one decoded input: its pixel
+count (`max_pixels`, a sanity bound on geometry) and its bytes
+(`max_decoded_bytes`: the samples, channels included, at the dtype medzoo
+holds them in, float32 for images, DICOM and volumes, uint8 for video frames),
+so memory follows what an input really costs. The defaults hold for the whole
+process; change them with `set_limits` (the `medzoo --max-pixels` and
+`--max-decoded-bytes` flags and the service's settings do), or pass
 `max_pixels=` to one reader call.
 
 Example:
@@ -25,6 +30,7 @@ from medzoo.errors import InputError
 
 DEFAULT_LIMITS = {
     "max_pixels": 2**28,  # one image, DICOM (rows x columns x frames), volume, slide region
+    "max_decoded_bytes": 2**29,  # what one decoded input holds (512 MiB: a 512 x 512 x 512 CT in float32)
     "max_video_pixels": 2**30,  # frames x height x width kept from one video
     "max_video_frames": 2**20,  # frames one video may declare or hold (9.7 hours at 30 fps)
     "max_archive_bytes": 2**31,  # declared uncompressed size of one .pth/.keras/.npz zip
@@ -38,6 +44,11 @@ def get_limit(name, override=None):
     if name not in _limits:
         raise ValueError(f"Unknown limit {name!r}; known: {sorted(_limits)}.")
     return _limits[name] if override is None else int(override)
+
+
+def current_limits():
+    """A copy of every limit in force (e.g. to hand to a worker process)."""
+    return dict(_limits)
 
 
 def set_limits(**values):
@@ -72,6 +83,56 @@ def check_pixels(path, what, shape, limit_name="max_pixels", limit=None):
             f"{limit:,} ({limit_name}; raise it with medzoo.io.set_limits or --max-pixels)."
         )
     return total
+
+
+def check_bytes(path, what, shape, itemsize, limit=None):
+    """Raises InputError when `shape` held at `itemsize` bytes a sample exceeds `max_decoded_bytes`.
+
+    Example:
+        >>> check_bytes("scan.png", "image held as float32", (100, 100, 3), 4)
+        120000
+        >>> check_bytes("scan.png", "image held as float32", (16384, 16384, 3), 4)
+        Traceback (most recent call last):
+        ...
+        medzoo.errors.InputError: scan.png: the image held as float32 declares 16384 x 16384 x 3 samples of 4 bytes = 3,221,225,472 bytes, more than the limit of 536,870,912 (max_decoded_bytes; raise it with medzoo.io.set_limits or --max-decoded-bytes).
+    """
+    limit = get_limit("max_decoded_bytes", limit)
+    dimensions = [int(side) for side in shape]
+    if any(side < 0 for side in dimensions):
+        raise InputError(f"{path}: the {what} declares a negative size {tuple(dimensions)}.")
+    total = math.prod(dimensions) * int(itemsize)
+    if total > limit:
+        described = " x ".join(str(side) for side in dimensions)
+        raise InputError(
+            f"{path}: the {what} declares {described} samples of {itemsize} bytes = {total:,} bytes, more than "
+            f"the limit of {limit:,} (max_decoded_bytes; raise it with medzoo.io.set_limits or --max-decoded-bytes)."
+        )
+    return total
+
+
+def check_finite(path, what, values):
+    """Raises InputError when `values` (an array or a number) holds NaN or infinity.
+
+    Example:
+        >>> check_finite("scan.dcm", "rescale slope", float("nan"))
+        Traceback (most recent call last):
+        ...
+        medzoo.errors.InputError: scan.dcm: the rescale slope holds NaN or infinity (1 of 1 values); refused rather than computed into silent garbage.
+    """
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc" or values.size == 0:
+        return values
+    if np.isfinite(values.min()) and np.isfinite(values.max()):  # NaN propagates: no full-size mask
+        return values
+    bad = np.count_nonzero(~np.isfinite(values))
+    if bad:
+        raise InputError(
+            f"{path}: the {what} holds NaN or infinity ({bad:,} of {values.size:,} values); "
+            "refused rather than computed into silent garbage."
+        )
+    return values
 
 
 def check_archive(path, what="archive"):
@@ -120,7 +181,8 @@ def read_npz(path, what=".npz file"):
 
     The zip is checked by `check_archive`; each member's .npy header must
     declare no more bytes than the member holds (so no array is allocated from
-    a size the file does not back), and object arrays (pickles) are refused.
+    a size the file does not back), all arrays together at most
+    `max_decoded_bytes`, and object arrays (pickles) are refused.
 
     Returns:
         dict name -> numpy array.
@@ -137,7 +199,7 @@ def read_npz(path, what=".npz file"):
     if not os.path.isfile(path):
         raise InputError(f"{path}: {what} not found.")
     members = check_archive(path, what)
-    arrays = {}
+    arrays, total = {}, 0
     try:
         with zipfile.ZipFile(path) as archive:
             for member in members:
@@ -159,6 +221,8 @@ def read_npz(path, what=".npz file"):
                             f"{path}: array {member.filename!r} declares shape {shape} ({needed:,} bytes) "
                             f"but holds {member.file_size:,}: damaged or hostile file."
                         )
+                    total += needed
+                    check_bytes(path, f"{what} (all its arrays)", (total,), 1)
                 with archive.open(member) as handle:
                     arrays[member.filename[: -len(".npy")]] = np.lib.format.read_array(handle, allow_pickle=False)
     except InputError:

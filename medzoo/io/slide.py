@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from medzoo.errors import InputError
-from medzoo.io.limits import check_pixels
+from medzoo.io.limits import check_bytes, check_pixels
 
 BACKENDS = ("tifffile", "openslide")
 
@@ -66,6 +66,7 @@ class _Slide:
         """A region read stays within the slide's levels and the max_pixels limit (medzoo.io.set_limits)."""
         self._check_level(level)
         check_pixels(self.path, f"region read at level {level} (height x width)", (height, width))
+        check_bytes(self.path, f"region read at level {level} (height x width x RGB, uint8)", (height, width, 3), 1)
 
     def read_level(self, level=0):
         """The whole level as one (H, W, 3) array: for small slides and low-resolution levels."""

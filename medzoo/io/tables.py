@@ -63,12 +63,43 @@ def read_json(path, what="JSON file", kind=None):
     """
     if not os.path.isfile(path):
         raise InputError(f"{path}: {what} not found.")
+    with open(path, "rb") as handle:
+        return parse_json(handle.read(), path, what, kind)
+
+
+def parse_json(text, path, what="JSON file", kind=None):
+    """Parses JSON text (str or bytes) from `path`, nested at most MAX_NESTING deep, of type `kind`.
+
+    Example:
+        >>> parse_json("[" * 100 + "]" * 100, "deep.json")
+        Traceback (most recent call last):
+        ...
+        medzoo.errors.InputError: deep.json: the JSON file nests deeper than 64 levels.
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            value = json.load(handle)
+        value = json.loads(text)
+    except RecursionError:
+        raise InputError(f"{path}: the {what} nests deeper than {MAX_NESTING} levels.") from None
     except (UnicodeDecodeError, ValueError) as error:
         raise InputError(f"{path}: the {what} is not valid JSON ({error}).") from error
+    check_depth(path, what, value)
     check_type(path, what, value, kind)
+    return value
+
+
+MAX_NESTING = 64  # configs, sidecars and model configs nest under 20 levels
+
+
+def check_depth(path, what, value, limit=MAX_NESTING):
+    """Raises InputError when lists/dicts in `value` nest deeper than `limit` (no recursion used)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list, tuple)):
+            if depth > limit:
+                raise InputError(f"{path}: the {what} nests deeper than {limit} levels.")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
     return value
 
 

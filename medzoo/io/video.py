@@ -4,7 +4,7 @@ import numpy as np
 
 from medzoo.errors import InputError
 from medzoo.io.image import check_file
-from medzoo.io.limits import check_pixels, get_limit
+from medzoo.io.limits import check_bytes, check_pixels, get_limit
 
 
 def read_video(path, indices=None, max_pixels=None):
@@ -14,7 +14,8 @@ def read_video(path, indices=None, max_pixels=None):
     codecs), keeping the requested ones. Sizes are checked before decoding,
     from the header, and again while decoding (a header can lie): one frame
     within the max_pixels limit, at most max_video_frames frames, and the kept
-    frames within `max_pixels` (see `medzoo.io.set_limits`).
+    frames within `max_pixels` and, as uint8 RGB, `max_decoded_bytes` (see
+    `medzoo.io.set_limits`).
 
     Args:
         path: str. Any file OpenCV's FFmpeg backend opens (mp4, avi, mov...).
@@ -87,3 +88,4 @@ class _VideoLimits:
             )
         check_pixels(self.path, "video (frames x height x width kept)", (kept, *self.frame_shape),
                      "max_video_pixels", self.max_pixels)  # fmt: skip
+        check_bytes(self.path, "video (frames x height x width x RGB kept, uint8)", (kept, *self.frame_shape, 3), 1)

@@ -1,12 +1,13 @@
 """3-D volumes: a NIfTI file, an InVesalius project or a folder holding one DICOM series -> (D, H, W) + spacing."""
 
+import math
 import os
 
 import numpy as np
 
 from medzoo.errors import InputError
 from medzoo.io.dicom import dicom_pixels, read_dicom_dataset
-from medzoo.io.limits import check_pixels
+from medzoo.io.limits import check_bytes, check_finite, check_pixels
 
 
 def _slice_position(dataset):
@@ -46,8 +47,9 @@ def read_dicom_series(directory, max_pixels=None):
     if not datasets:
         raise InputError(f"{directory}: no DICOM slices with pixel data in this folder.")
     first = datasets[0][1]
-    check_pixels(directory, "DICOM series (slices x rows x columns)",
-                 (len(datasets), first.get("Rows") or 0, first.get("Columns") or 0), limit=max_pixels)  # fmt: skip
+    declared = (len(datasets), first.get("Rows") or 0, first.get("Columns") or 0)
+    check_pixels(directory, "DICOM series (slices x rows x columns)", declared, limit=max_pixels)
+    check_bytes(directory, "DICOM series (slices x rows x columns, held as float32)", declared, 4)
     positions = [_slice_position(dataset) for _, dataset in datasets]
     if all(position is not None for position in positions):
         order = np.argsort(positions, kind="stable")
@@ -56,12 +58,19 @@ def read_dicom_series(directory, max_pixels=None):
     else:
         order = np.argsort([int(dataset.get("InstanceNumber", 0)) for _, dataset in datasets], kind="stable")
         depth_spacing = float(datasets[0][1].get("SliceThickness", 1.0))
-    slices = [dicom_pixels(datasets[index][1], datasets[index][0], max_pixels) for index in order]
-    shapes = {tuple(s.shape) for s in slices}
-    if len(shapes) != 1:
-        raise InputError(f"{directory}: slices have different shapes {sorted(shapes)}; not one series.")
-    row_spacing, column_spacing = (float(v) for v in datasets[0][1].get("PixelSpacing", (1.0, 1.0)))
-    return np.stack(slices), (depth_spacing, row_spacing, column_spacing)
+    volume = None
+    for depth, index in enumerate(order):  # each slice decoded into its place: no second full-size copy
+        path, dataset = datasets[index]
+        values = dicom_pixels(dataset, path, max_pixels)
+        if volume is None:
+            volume = np.empty((len(order), *values.shape), np.float32)
+        elif values.shape != volume.shape[1:]:
+            raise InputError(f"{directory}: slices have different shapes {[volume.shape[1:], values.shape]}; "
+                             "not one series.")  # fmt: skip
+        volume[depth] = values
+        datasets[index] = (path, None)  # the decoded pixel data go with the dataset
+    row_spacing, column_spacing = (float(v) for v in first.get("PixelSpacing", (1.0, 1.0)))
+    return volume, (depth_spacing, row_spacing, column_spacing)
 
 
 def read_invesalius(path, max_pixels=None):
@@ -93,6 +102,7 @@ def read_invesalius(path, max_pixels=None):
             if len(shape) != 3 or matrix.get("filename") not in members:
                 raise InputError(f"{path}: main.plist declares no 3-D matrix file ({matrix!r}).")
             check_pixels(path, "InVesalius volume", shape, limit=max_pixels)
+            check_bytes(path, "InVesalius volume (held as float32)", shape, 4)
             expected = int(np.prod(shape)) * dtype.itemsize
             member = members[matrix["filename"]]
             if member.size != expected:
@@ -103,6 +113,24 @@ def read_invesalius(path, max_pixels=None):
         raise InputError(f"{path}: not a readable InVesalius project ({type(error).__name__}: {error}).") from error
     spacing = [float(v) for v in project.get("spacing", (1.0, 1.0, 1.0))]  # (x, y, z)
     return data.astype(np.float32), (spacing[2], spacing[1], spacing[0])
+
+
+def _check_nifti_scaling(path, endianness):
+    """Refuses an infinite scl_slope or scl_inter, read from the file's own header bytes.
+
+    nibabel turns them into "no scaling" on load, which would read a damaged
+    header as if it were fine; NaN keeps meaning "no scaling" (NIfTI's convention).
+    """
+    import nibabel
+
+    with nibabel.openers.ImageOpener(path) as handle:
+        header = handle.read(192)
+    nifti2 = int(np.frombuffer(header, endianness + "i4", 1)[0]) == 540  # sizeof_hdr: NIfTI-2 keeps float64s
+    code, offsets = (("f8", (176, 184)) if nifti2 else ("f4", (112, 116)))
+    for field, offset in zip(("scl_slope", "scl_inter"), offsets):
+        value = float(np.frombuffer(header, endianness + code, 1, offset)[0])
+        if math.isinf(value):
+            raise InputError(f"{path}: the NIfTI header's {field} is {value}; scaling needs a finite value.")
 
 
 def read_volume(path, max_pixels=None):
@@ -137,13 +165,21 @@ def read_volume(path, max_pixels=None):
     try:
         image = nibabel.load(path)
         check_pixels(path, "NIfTI volume", image.shape, limit=max_pixels)
-        data = np.asarray(image.dataobj, dtype=np.float32)
+        check_bytes(path, "NIfTI volume (held as float32)", image.shape, 4)
+        _check_nifti_scaling(path, image.header.endianness)
+        shape = tuple(side for side in image.shape if side != 1)
+        if len(shape) != 3:
+            raise InputError(f"{path}: expected a 3-D volume, got shape {image.shape}.")
+        proxy = image.dataobj.reshape(shape) if shape != image.shape else image.dataobj
+        # Slice by slice along z (contiguous in the file, so a .nii.gz streams forward), each
+        # scaled in float32 straight into its place: never a float64 copy of the whole volume.
+        data = np.empty(shape[::-1], np.float32)
+        for z in range(shape[2]):
+            data[z] = np.asarray(proxy[:, :, z], dtype=np.float32).T
     except InputError:
         raise
     except Exception as error:  # nibabel raises several types for broken files
         raise InputError(f"{path}: not a readable NIfTI file ({error}).") from error
-    data = np.squeeze(data)
-    if data.ndim != 3:
-        raise InputError(f"{path}: expected a 3-D volume, got shape {data.shape}.")
+    check_finite(path, "NIfTI voxels (after the header's scaling)", data)
     spacing = tuple(float(v) for v in image.header.get_zooms()[:3])
-    return np.ascontiguousarray(data.transpose(2, 1, 0)), spacing[::-1]
+    return data, spacing[::-1]

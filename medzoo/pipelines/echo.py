@@ -192,11 +192,12 @@ def run_echo(sources, localizer, classifier, out_dir, truth=None, margin=0.1, sc
     from medzoo.data.echo_cone import find_cone
     from medzoo.data.echo_inputs import read_echo
     from medzoo.io import write_bytes_atomic, write_csv
-    from medzoo.pipelines.predict import list_inputs
+    from medzoo.pipelines.predict import list_inputs, output_stems
 
     expected = {os.path.abspath(row["path"]): row for row in read_box_csv(truth)} if truth is not None else {}
     pipeline = EchoPipeline(localizer, classifier, margin, score_threshold, num_threads)
     paths = list_inputs(sources, ECHO_SUFFIXES)
+    stems = output_stems(paths)  # two inputs named x.png get two overlays
     overlays = os.path.join(out_dir, "overlays")
     os.makedirs(overlays, exist_ok=True)
     rows, failed, first_frames = [], {}, {}  # first frames of the sources `truth` lists, to crop true boxes
@@ -212,12 +213,12 @@ def run_echo(sources, localizer, classifier, out_dir, truth=None, margin=0.1, sc
             first_frames[os.path.abspath(path)] = frames[0]
         best = int(np.argmax([result["objectness"] for result in results]))
         text = f"{results[best]['label']} {results[best]['confidence']:.2f}"
-        stem = os.path.splitext(os.path.basename(path))[0]
-        draw_overlay(frames[best], cone, results[best]["box"], text, os.path.join(overlays, f"{stem}.png"))
+        overlay = f"{stems[path]}.png"
+        draw_overlay(frames[best], cone, results[best]["box"], text, os.path.join(overlays, overlay))
         for index, result in zip(indices, results):
             x1, y1, x2, y2 = result.pop("box")
             rows.append({"path": path, "frame": index, "x1": round(x1, 1), "y1": round(y1, 1), "x2": round(x2, 1),
-                         "y2": round(y2, 1), **result})  # fmt: skip
+                         "y2": round(y2, 1), **result, "overlay": overlay})  # fmt: skip
     if not rows:
         raise InputError(f"no echo could be read: {json.dumps(failed)[:500]}")
     write_csv(os.path.join(out_dir, "echo.csv"), rows)

@@ -26,6 +26,7 @@ class Predictor:
 
     def __init__(self, source, num_threads=None):
         from medzoo.data.recipe import check_recipe, make_recipe
+        from medzoo.runs import model_version
 
         source = str(source)
         self.source = source
@@ -46,11 +47,12 @@ class Predictor:
             from medzoo.export.sidecar import decision_threshold
             from medzoo.runs import RunFolder
 
-            run, _ = RunFolder.of(source)
-            model = run.load_model()
+            run, model_path = RunFolder.of(source)  # the folder's model, or the .keras file named: the one hashed below
+            model = run.load_model(model_path)
             self.runner = KerasRunner(model)
             input_shape, recipe = self.runner.input_shape, run.read_recipe()
             sidecar = {"labels": run.read_labels(), "output": {"decision_threshold": decision_threshold(model)}}
+        self.version = model_version(source)  # the file that answers, by content
         self.recipe = check_recipe(recipe, source) if recipe else make_recipe(input_shape)
         self.labels = sidecar.get("labels")
         self.threshold = (sidecar.get("output") or {}).get("decision_threshold")
@@ -111,6 +113,25 @@ def list_inputs(inputs, suffixes):
     return found
 
 
+def output_stems(paths):
+    """{path: a file-name stem unique among `paths`}: the file's own stem, or, where two inputs
+    share one (a/x.png, b/x.png), the stem with 8 hex digits of its absolute path's SHA-256.
+
+    Example:
+        >>> stems = output_stems(["a/x.png", "b/x.png", "c/y.png"])
+        >>> stems["c/y.png"], len(set(stems.values()))
+        ('y', 3)
+    """
+    import collections
+    import hashlib
+
+    stems = {path: os.path.splitext(os.path.basename(path))[0] for path in paths}
+    counts = collections.Counter(stems.values())
+    return {path: stem if counts[stem] == 1 else
+            f"{stem}-{hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:8]}"
+            for path, stem in stems.items()}  # fmt: skip
+
+
 def predict_files(model, inputs, out_csv, batch_size=8, num_threads=None, progress=True):
     """Predicts every input file; writes id, path, label, probability[, per-class columns, frames] to `out_csv`.
 
@@ -118,7 +139,8 @@ def predict_files(model, inputs, out_csv, batch_size=8, num_threads=None, progre
     the others go on.
 
     Returns:
-        dict: predicted (count), failed ({path: message}), csv (path).
+        dict: predicted (count), failed ({path: message}), csv (path, or None
+        when nothing was predicted and so nothing written), model_version.
     """
     from tqdm import tqdm
 
@@ -134,7 +156,8 @@ def predict_files(model, inputs, out_csv, batch_size=8, num_threads=None, progre
         chosen, confidence, probabilities = predictor.decide(predictor.runner(np.stack([x for x, _ in batch])))
         for path, (_, frames), index, score, probs in zip(batch_paths, batch, chosen, confidence, probabilities):
             row = {"id": os.path.splitext(os.path.basename(path))[0], "path": path,
-                   "label": predictor.label(int(index)), "probability": float(score)}  # fmt: skip
+                   "label": predictor.label(int(index)), "probability": float(score),
+                   "model_version": predictor.version}  # fmt: skip
             row.update({f"p_{predictor.label(k)}": float(p) for k, p in enumerate(probs)})
             if frames is not None:
                 row["frames"] = " ".join(map(str, frames))
@@ -153,5 +176,6 @@ def predict_files(model, inputs, out_csv, batch_size=8, num_threads=None, progre
             flush()
     flush()
     if rows:
-        write_csv(out_csv, rows)
-    return {"predicted": len(rows), "failed": failed, "csv": out_csv if rows else None}
+        write_csv(out_csv, rows, formula_safe=True)  # file names come from anywhere: no spreadsheet formulas
+    return {"predicted": len(rows), "failed": failed, "csv": out_csv if rows else None,
+            "model_version": predictor.version}

@@ -13,24 +13,10 @@ Example:
     ('ischemic', 0.92, ['combined', 'mobilenet_v2', 'resnet50'])
 """
 
-import hashlib
 import os
 import threading
 
 from medzoo.errors import InputError
-
-
-def model_version(source):
-    """`<name>@<first 12 hex digits of the model file's SHA-256>`: names exactly the weights that answered."""
-    from medzoo.runs import find_model_file
-
-    path = source if str(source).lower().endswith((".tflite", ".onnx")) else find_model_file(source)
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    name = os.path.basename(os.path.normpath(source if os.path.isdir(source) else path))
-    return f"{name}@{digest.hexdigest()[:12]}"
 
 
 class ServiceModel:
@@ -45,7 +31,7 @@ class ServiceModel:
         self.predictor = Predictor(source, num_threads)
         if self.predictor.recipe["kind"] != "image":
             raise InputError(f"{source}: takes {self.predictor.recipe['kind']}s; the service serves image models.")
-        self.source, self.version = source, model_version(source)
+        self.source, self.version = source, self.predictor.version
         self.keras_model = self.predictor.runner.model if isinstance(self.predictor.runner, KerasRunner) else None
         self._explain = GradCam(self.keras_model) if self.keras_model is not None else None
         self.input_size = self.predictor.recipe["input_shape"][0]

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from medzoo.errors import InputError
 from medzoo.io.atomic import csv_text
 from medzoo.serve.reports import iso_time
-from medzoo.serve.security import same_token
+from medzoo.serve.security import presession_token, same_token
 from medzoo.serve.service import AuthError, Service, Settings, display_name
 from medzoo.serve.templating import TEMPLATES
 
@@ -108,14 +108,16 @@ def create_app(settings, model=None):
         response.set_cookie(name, value, max_age=max_age, httponly=True, secure=settings.secure_cookies,
                             samesite=samesite, path="/")  # fmt: skip
 
+    presession_secret = secrets.token_bytes(32)  # signs the log-in forms' CSRF tokens (a restart: reload the page)
+
     def page(name, request, status=200, user=None, login=None, **context):
-        anonymous_csrf = None
-        if login is None:
-            anonymous_csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-        csrf = login.csrf_token if login is not None else anonymous_csrf
+        presession = None
+        if login is None:  # a browser not logged in gets a pre-session cookie; its form token is the cookie's HMAC
+            presession = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+        csrf = login.csrf_token if login is not None else presession_token(presession_secret, presession)
         response = HTMLResponse(TEMPLATES.get_template(name).render(user=user, csrf_token=csrf, **context), status)
-        if anonymous_csrf and request.cookies.get(CSRF_COOKIE) != anonymous_csrf:
-            set_cookie(response, CSRF_COOKIE, anonymous_csrf, samesite="strict")
+        if presession and request.cookies.get(CSRF_COOKIE) != presession:
+            set_cookie(response, CSRF_COOKIE, presession, samesite="strict")
         return response
 
     # --- who is asking --------------------------------------------------------------------
@@ -152,7 +154,8 @@ def create_app(settings, model=None):
 
     async def checked_form(request, login=None):
         form = await request.form()
-        expected = login.csrf_token if login is not None else request.cookies.get(CSRF_COOKIE)
+        expected = (login.csrf_token if login is not None
+                    else presession_token(presession_secret, request.cookies.get(CSRF_COOKIE)))  # fmt: skip
         if not same_token(form.get("csrf_token"), expected):
             raise HTTPException(403, "The form did not come from this site or has expired (CSRF check failed): "
                                      "reload the page and try again.")  # fmt: skip
@@ -366,9 +369,11 @@ def create_app(settings, model=None):
     def openapi(user=Depends(api_or_browser_user)):
         return app.openapi()
 
-    @app.get("/api/docs", include_in_schema=False)
-    def docs(who=Depends(browser_user)):
-        return get_swagger_ui_html(openapi_url="/api/openapi.json", title="medzoo API")
+    if settings.api_docs:  # Swagger UI's script comes from a CDN, outside the CSP: only when asked for
+
+        @app.get("/api/docs", include_in_schema=False)
+        def docs(who=Depends(browser_user)):
+            return get_swagger_ui_html(openapi_url="/api/openapi.json", title="medzoo API")
 
     return app
 
@@ -378,7 +383,8 @@ def _address(request):
 
 
 def _csv(rows):
-    return Response(csv_text(rows, ["path", "label", "id", "predicted", "prediction"]), media_type="text/csv",
+    return Response(csv_text(rows, ["path", "label", "id", "predicted", "prediction"], formula_safe=True),
+                    media_type="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="feedback_manifest.csv"'})  # fmt: skip
 
 

@@ -179,6 +179,11 @@ class Database:
         with self.session() as session:
             return set(session.scalars(select(Prediction.id)))
 
+    def input_digests(self):
+        """SHA-256 of every upload a prediction refers to."""
+        with self.session() as session:
+            return set(session.scalars(select(Prediction.input_sha256)))
+
     def review_queue(self, limit=200):
         """Predictions the confidence gate flagged that no reviewer has answered yet, oldest first."""
         with self.session() as session:

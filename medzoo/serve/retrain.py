@@ -91,7 +91,7 @@ def retrain(run_dir, feedback, replay, held_out, out_dir, data_dir=None, margin=
     import json
 
     from medzoo.data.sources import read_records
-    from medzoo.serve.analysis import model_version
+    from medzoo.runs import model_version
     from medzoo.train.fit import fit
 
     old = RunFolder(run_dir)

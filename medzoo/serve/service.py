@@ -19,6 +19,7 @@ import shutil
 import uuid
 
 from medzoo.errors import InputError
+from medzoo.io.isolated import set_workers
 from medzoo.serve import security
 from medzoo.serve.database import Database, default_url, utc_now
 
@@ -40,6 +41,8 @@ class Settings:
     secure_cookies: bool = True
     max_login_failures: int = 5
     login_window_s: float = 300.0
+    decode_workers: int = 2  # uploads decoded at once, each in a worker process (bounds their memory)
+    api_docs: bool = False  # /api/docs (Swagger UI) loads its script from a CDN: off unless asked for
 
 
 class AuthError(Exception):
@@ -59,13 +62,14 @@ class Service:
         self.db = Database(settings.db or default_url(settings.data_dir))
         self.model = model or ServiceModel(settings.model)
         self.throttle = security.LoginThrottle(settings.max_login_failures, settings.login_window_s)
+        set_workers(settings.decode_workers)
         self.remove_unrecorded_cases()
 
     def case_folder(self, prediction_id):
         return os.path.join(self.settings.data_dir, "predictions", prediction_id)
 
     def remove_unrecorded_cases(self):
-        """Deletes case folders with no database row and staging leftovers (a crash between file and row)."""
+        """Deletes case folders and uploads with no database row, and staging leftovers (a crash between file and row)."""
         for part in ("predictions", "uploads"):
             folder = os.path.join(self.settings.data_dir, part)
             names = os.listdir(folder) if os.path.isdir(folder) else []
@@ -76,6 +80,12 @@ class Service:
             recorded = self.db.prediction_ids()
             for name in set(os.listdir(folder)) - recorded:
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+        folder = os.path.join(self.settings.data_dir, "uploads")
+        if os.path.isdir(folder):  # an upload no prediction refers to (kept by an older version, or a crash)
+            recorded = self.db.input_digests()
+            for name in os.listdir(folder):
+                if name.split(".")[0] not in recorded and os.path.isfile(os.path.join(folder, name)):
+                    os.remove(os.path.join(folder, name))
 
     # accounts
     def register(self, username, password, role="clinician"):
@@ -91,7 +101,7 @@ class Service:
         if not security.verify_password(user.password_hash if user else None, password or ""):
             self.throttle.failed(address, username)
             raise AuthError("Wrong user name or password.")
-        self.throttle.succeeded(username)
+        self.throttle.succeeded(address, username)
         if security.HASHER.check_needs_rehash(user.password_hash):
             self.db.set_password_hash(user.id, security.hash_password(password))
         token, digest = security.new_token()
@@ -112,8 +122,9 @@ class Service:
         from medzoo.serve.reports import iso_time, write_case_folder
         from medzoo.serve.uploads import decode_upload, store_upload
 
-        digest, kind, path = store_upload(data, self.settings.data_dir, self.settings.max_upload_bytes)
-        image, note = decode_upload(path, kind, self.model.input_size, self.model.window)
+        digest, kind, _, (image, note) = store_upload(
+            data, self.settings.data_dir, self.settings.max_upload_bytes,
+            lambda path, kind: decode_upload(path, kind, self.model.input_size, self.model.window))  # fmt: skip
         result = self.model.analyse(image)
         prediction_id, created_at = uuid.uuid4().hex, utc_now()
         case = {"id": prediction_id, "created_at": iso_time(created_at), "user": user.username,

@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 
 from medzoo.errors import InputError
-from medzoo.io.atomic import write_bytes_atomic
+from medzoo.io.atomic import replace_path, staging_path, write_bytes_atomic
 
 SUFFIXES = {"png": ".png", "jpeg": ".jpg", "dicom": ".dcm", "nifti": ".nii", "nifti_gz": ".nii.gz"}
 NIFTI_HEADER_SIZES = {348: (344, b"n+1\0"), 540: (4, b"n+2\0")}  # sizeof_hdr: (magic offset, magic)
@@ -60,11 +60,17 @@ def sniff_kind(data):
     raise InputError(f"not a PNG, JPEG, DICOM or NIfTI file (its first bytes are {data[:8]!r}).")
 
 
-def store_upload(data, data_dir, max_bytes):
-    """Checks size and kind, then writes `data` to DATA/uploads/<sha256><suffix> atomically.
+def store_upload(data, data_dir, max_bytes, decode):
+    """Checks size and kind, decodes a staged copy, and only then keeps it as DATA/uploads/<sha256><suffix>.
+
+    An upload that fails to decode is deleted, never kept without a database
+    row (it may be patient data nothing could then delete).
+
+    Args:
+        decode: callable(staged path, kind) -> what the caller needs (e.g. the model input).
 
     Returns:
-        (sha256 hex digest, kind, stored path).
+        (sha256 hex digest, kind, stored path, what `decode` returned).
     """
     if len(data) == 0:
         raise InputError("the uploaded file is empty (0 bytes).")
@@ -73,32 +79,44 @@ def store_upload(data, data_dir, max_bytes):
     kind = sniff_kind(data)
     digest = hashlib.sha256(data).hexdigest()
     path = os.path.join(data_dir, "uploads", digest + SUFFIXES[kind])
-    if not os.path.isfile(path):  # same bytes, same name: a second upload reuses the file
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_bytes_atomic(path, data)
-    return digest, kind, path
+    if os.path.isfile(path):  # same bytes, same name: a second upload reuses the file
+        return digest, kind, path, decode(path, kind)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with staging_path(path) as staged:  # removed whatever happens, unless moved into place
+        write_bytes_atomic(staged, data)
+        decoded = decode(staged, kind)
+        replace_path(staged, path)
+    return digest, kind, path, decoded
 
 
 def decode_upload(path, kind, size, window=None):
     """A stored upload -> ((size, size, 3) float32 0..255 model input, note or None).
 
     PNG/JPEG/DICOM go through medzoo's readers; a NIfTI volume gives its
-    middle axial slice, min-max scaled (the note says which slice). Error
-    messages speak of "the uploaded file", never the storage path.
+    middle axial slice, min-max scaled (the note says which slice). Decoding
+    runs in medzoo's decode workers (`medzoo.io.isolated`): a codec crash fails
+    this upload only, and at most that many decodes hold memory at once.
+    Error messages speak of "the uploaded file", never the storage path.
     """
+    from medzoo.io.isolated import isolated
+
+    try:
+        return isolated(_decode, path, kind, size, window)
+    except InputError as error:
+        raise InputError(str(error).replace(path, "the uploaded file")) from None
+
+
+def _decode(path, kind, size, window):
     import cv2
 
     from medzoo.data.datasets import load_image_file
     from medzoo.data.preprocess import min_max_normalize
     from medzoo.io.volume import read_volume
 
-    try:
-        if kind in ("nifti", "nifti_gz"):
-            volume, _ = read_volume(path)
-            middle = volume.shape[0] // 2
-            image = np.repeat(min_max_normalize(volume[middle])[..., None] * 255.0, 3, axis=-1)
-            image = cv2.resize(image.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
-            return image, f"NIfTI volume of {volume.shape[0]} axial slices: slice {middle} (the middle one) classified"
-        return load_image_file(path, size, window)[0], None
-    except InputError as error:
-        raise InputError(str(error).replace(path, "the uploaded file")) from None
+    if kind in ("nifti", "nifti_gz"):
+        volume, _ = read_volume(path)
+        middle = volume.shape[0] // 2
+        image = cv2.resize(min_max_normalize(volume[middle]) * 255.0, (size, size), interpolation=cv2.INTER_AREA)
+        image = np.repeat(image.astype(np.float32)[..., None], 3, axis=-1)
+        return image, f"NIfTI volume of {volume.shape[0]} axial slices: slice {middle} (the middle one) classified"
+    return load_image_file(path, size, window)[0], None

@@ -5,7 +5,7 @@ import json
 import os
 
 from medzoo.errors import InputError
-from medzoo.io.tables import check_type, read_json
+from medzoo.io.tables import MAX_NESTING, check_depth, check_type, read_json
 
 DEFAULTS = {
     "model": "transfer_classifier",
@@ -46,7 +46,7 @@ def merge(base, override):
     merged = copy.deepcopy(base)
     for key, value in (override or {}).items():
         if key not in merged:
-            raise ValueError(f"Unknown training setting {key!r}; known: {sorted(merged)}.")
+            raise InputError(f"Unknown training setting {key!r}; known: {sorted(merged)}.")
         if isinstance(merged[key], dict) and not isinstance(value, dict):
             raise InputError(f"training setting {key!r} must be a mapping of settings, got {value!r:.80}.")
         if isinstance(merged[key], dict) and isinstance(value, dict):  # `model_kwargs.pooling=max` sets one key
@@ -66,11 +66,48 @@ def read_config_file(path):
         raise InputError(f"{path}: config file not found.")
     try:
         with open(path, encoding="utf-8") as handle:
-            config = yaml.safe_load(handle) or {}
+            loader = yaml.SafeLoader(handle)
+            try:
+                node = loader.get_single_node()
+                if node is not None:
+                    _check_yaml_size(path, node)
+                config = {} if node is None else loader.construct_document(node)
+            finally:
+                loader.dispose()
+    except RecursionError:
+        raise InputError(f"{path}: the config file nests deeper than {MAX_NESTING} levels.") from None
     except (UnicodeDecodeError, yaml.YAMLError) as error:
         raise InputError(f"{path}: the config file is not valid YAML ({' '.join(str(error).split())}).") from error
-    check_type(path, "config file", config, dict)
-    return config
+    check_depth(path, "config file", config or {})
+    check_type(path, "config file", config or {}, dict)
+    return config or {}
+
+
+MAX_YAML_NODES = 100_000  # a config has hundreds; "billion laughs" aliases expand to billions
+
+
+def _check_yaml_size(path, root):
+    """Refuses YAML whose aliases would expand past MAX_YAML_NODES values, counted without expanding them."""
+    import yaml
+
+    sizes, order, stack = {}, [], [root]
+    while stack:  # children before parents, each node once (aliases share nodes)
+        node = stack.pop()
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = None
+        order.append(node)
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(item for pair in node.value for item in pair)
+    for node in reversed(order):
+        children = (node.value if isinstance(node, yaml.SequenceNode) else
+                    [item for pair in node.value for item in pair] if isinstance(node, yaml.MappingNode) else [])
+        sizes[id(node)] = 1 + sum(sizes[id(child)] or 0 for child in children)
+        if sizes[id(node)] > MAX_YAML_NODES:
+            raise InputError(f"{path}: the config file expands to more than {MAX_YAML_NODES:,} values "
+                             "(YAML aliases repeated inside each other): refused.")  # fmt: skip
 
 
 def parse_override(text):
@@ -87,7 +124,9 @@ def parse_override(text):
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
-    return dotted(key, value)
+    except RecursionError:
+        raise InputError(f"override {key!r}: its value nests deeper than {MAX_NESTING} levels.") from None
+    return check_depth(f"override {key!r}", "value", dotted(key, value))
 
 
 def dotted(key, value):
@@ -99,10 +138,15 @@ def dotted(key, value):
 
 def resolve_config(path=None, overrides=()):
     """DEFAULTS <- config file <- overrides ("key=value" strings or dicts)."""
-    config = merge(DEFAULTS, read_config_file(path) if path else {})
-    for override in overrides:
-        config = merge(config, parse_override(override) if isinstance(override, str) else override)
-    return validate_config(config)
+    try:
+        config = merge(DEFAULTS, read_config_file(path) if path else {})
+        for override in overrides:
+            config = merge(config, parse_override(override) if isinstance(override, str) else override)
+        return validate_config(config)
+    except InputError as error:  # a setting's error names the file that set it
+        if path and not str(error).startswith(str(path)):
+            raise InputError(f"{path}: {error}") from None
+        raise
 
 
 def validate_config(config):
@@ -145,6 +189,9 @@ def validate_config(config):
     for key in ("model_kwargs", "data"):
         if not isinstance(config[key], dict):
             fail(key, "a mapping of settings")
+    from medzoo.models.registry import check_model_kwargs
+
+    check_model_kwargs(config["model"], config["model_kwargs"])
     unknown = sorted(set(config["data"]) - set(DEFAULTS["data"]))
     if unknown:
         raise InputError(f"unknown training setting 'data.{unknown[0]}'; known: {sorted(DEFAULTS['data'])}.")
