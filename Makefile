@@ -1,4 +1,4 @@
-# medzoo: `make demo`, `make test`, `make bench`. Each creates .venv and installs
+# medzoo: `make demo`, `make test`, `make bench`, `make fuzz`. Each creates .venv and installs
 # everything it needs from this repository's own files first.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -18,7 +18,7 @@ CT_SAMPLE := /usr/share/doc/invesalius-examples/examples/Cranium.inv3
 TEST_SYSTEM := /usr/bin/chromium /usr/lib/postgresql/*/bin/initdb
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench fuzz install clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ test: $(STAMP)
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y postgresql chromium; }
 	$(BIN)/python -m pytest || { status=$$?; [ $$status -ne 5 ] || echo "make test: pytest collected no test" >&2; exit $$status; }
 
+# The property-based and API fuzz tests of `make test`, with a larger budget (examples per property or operation).
+fuzz: $(STAMP)
+	MEDZOO_FUZZ_EXAMPLES=$${MEDZOO_FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest tests/test_fuzz.py tests/test_security.py -n 0
+
 bench: $(STAMP)
 	test -d $(FASHION_MNIST) || $(SUDO) apt-get install -y dataset-fashion-mnist || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y dataset-fashion-mnist; }
@@ -48,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/slide_memory.py
 	$(BIN)/python benchmarks/echo.py
 	$(BIN)/python benchmarks/serve_load.py
+	$(BIN)/python benchmarks/hostile_memory.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

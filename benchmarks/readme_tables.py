@@ -6,7 +6,7 @@
 A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
 `<!-- end table -->` (indented like its list item); the file's name (pipeline-, latency-, slide_memory-,
 accuracy_vs_latency-, video_demo-, train_throughput-, train_throughput_xla_flags-,
-train_throughput_compile-, echo-, serve_load-, op_profile-) picks the renderer. After a benchmark writes a new CSV,
+train_throughput_compile-, echo-, serve_load-, op_profile-, hostile_memory-) picks the renderer. After a benchmark writes a new CSV,
 point the marker at it and run this script.
 """
 
@@ -264,7 +264,24 @@ def op_profile_table(rows, top=3):
         ["model", "artifact", "ops summed", "slowest op types"], body)
 
 
+def hostile_memory_table(rows, top=6):
+    """Hostile and oversized inputs: outcomes counted, the `top` peak memory rises, and the service under attack."""
+    files = [row for row in rows if row["entry_point"] != "medzoo serve"]
+    outcomes = {}
+    for row in files:
+        outcomes[row["outcome"]] = outcomes.get(row["outcome"], 0) + 1
+    body = [[row["case"], row["entry_point"], f"{int(row['file_bytes']):,} B", row["outcome"],
+             f"{float(row['peak_rise_mb']):.0f} MB"]
+            for row in sorted(files, key=lambda row: -float(row["peak_rise_mb"]))[:top]]  # fmt: skip
+    body += [[row["case"], row["entry_point"], f"{int(row['file_bytes']):,} B in all", row["outcome"],
+              f"{float(row['peak_rise_mb']):.0f} MB"] for row in rows if row["entry_point"] == "medzoo serve"]  # fmt: skip
+    counted = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+    return f"{len(files)} files ({counted}); the largest rises, then the service:\n\n" + table(
+        ["case", "read by", "file", "outcome", "peak rise"], body)
+
+
 RENDERERS = {
+    "hostile_memory": hostile_memory_table,
     "op_profile": op_profile_table, "serve_load": serve_load_table, "echo": echo_table, "pipeline": pipeline_table,
     "train_throughput": train_throughput_table, "train_throughput_xla_flags": train_throughput_xla_flags_table,
     "train_throughput_compile": train_throughput_compile_table, "video_demo": video_demo_table,

@@ -337,7 +337,8 @@ def _serve(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings(model=args.model, data_dir=args.data_dir, db=args.db, registration=not args.no_register,
                         review_threshold=args.review_threshold, max_upload_bytes=int(args.max_upload_mb * 2**20),
-                        secure_cookies=not args.insecure_cookies)  # fmt: skip
+                        secure_cookies=not args.insecure_cookies, decode_workers=args.decode_workers,
+                        api_docs=args.api_docs)  # fmt: skip
     app = create_app(settings)
     print(f"medzoo serve: model {app.state.service.model.version} on http://{args.host}:{args.port} "
           f"(database {app.state.service.db.engine.url.render_as_string(hide_password=True)})", flush=True)  # fmt: skip
@@ -574,6 +575,10 @@ def build_parser():
                        help="predictions below this confidence go to the review queue (default: 0.8)")
     serve.add_argument("--max-upload-mb", type=float, default=50, help="(default: 50)")
     serve.add_argument("--no-register", action="store_true", help="no self-registration: accounts from `medzoo serve-user`")
+    serve.add_argument("--decode-workers", type=int, default=2,
+                       help="uploads decoded at once, each in its own worker process (default: 2)")
+    serve.add_argument("--api-docs", action="store_true",
+                       help="serve Swagger UI at /api/docs (its script comes from a CDN, outside the CSP; default: off)")
     serve.add_argument("--insecure-cookies", action="store_true",
                        help="send cookies over plain HTTP to hosts other than localhost (testing only)")
     serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For from a reverse proxy")

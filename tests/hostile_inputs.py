@@ -3,10 +3,11 @@
     python tests/hostile_inputs.py CORPUS_DIR    # prints a JSON list: one result per case
 
 Every payload that would run code tries to create `CORPUS_DIR/PWNED.npy`; every
-size bomb declares far more than the file holds. The child imports the readers
-first, then for each case resets its peak RSS (/proc/self/clear_refs), reads
-the file and reports the error and how far its peak RSS rose above its RSS
-before the read.
+size bomb declares far more than the file holds, or more than medzoo's byte
+budget once decoded. The child reads the files with
+`medzoo.bench.hostile_memory.read_files`: for each case it resets its peak RSS
+(/proc/self/clear_refs), reads the file through the named medzoo entry point
+and reports the error and how far its peak RSS rose above its RSS before.
 """
 
 import builtins
@@ -483,7 +484,7 @@ def config_cases(path):
     laughs = "\n".join(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9 if previous else ['"lol"'] * 9) + "]"
                         for previous, name in zip([None, "a", "b", "c", "d", "e", "f"], "abcdefg"))  # fmt: skip
     configs = {
-        "yaml_billion_laughs_575B": ("laughs.yaml", laughs),
+        "yaml_billion_laughs": ("laughs.yaml", laughs),
         "yaml_nested_20000_deep": ("deep.yaml", "a: " + "[" * 20000 + "]" * 20000),
         "json_nested_20000_deep": ("deep.json", '{"a": ' + "[" * 20000 + "]" * 20000 + "}"),
         "yaml_top_level_list": ("list.yaml", "- 1\n- 2\n"),
@@ -508,6 +509,19 @@ def config_cases(path):
     }
     return ([(case, "resolve_config", text_file(path(name), text)) for case, (name, text) in configs.items()]
             + [(case, "experiment_settings", text_file(path(name), text)) for case, (name, text) in experiments.items()])
+
+
+def accepted_large_cases(path):
+    """Valid files of at most a few MB that decode to just under max_decoded_bytes: read, and measured."""
+    volume = np.zeros((400, 400, 400), np.float32)
+    nifti_gz = nifti_with(path("zeros400.nii.gz"), volume)
+    del volume
+    return [
+        ("accepted_png_gray_11000x11000_to_model_input", "load_image_file", png_bomb(path("gray11000.png"), 11000)),
+        ("accepted_png_palette_1bit_5600x5600_to_model_input", "load_image_file", palette_png_bomb(path("palette5600.png"), 5600)),
+        ("accepted_dicom_deflated_8192x8192_to_model_input", "load_image_file", dicom_deflate_bomb(path("deflate8192.dcm"), 8192, 8192)),
+        ("accepted_nifti_gz_400_cubed", "read_volume", nifti_gz),
+    ]  # fmt: skip
 
 
 def _small_keras(path):
@@ -690,65 +704,9 @@ def _object_npz(path, marker):
     return path
 
 
-def read_case(reader, path):
-    """Calls the medzoo reader named `reader` on `path`."""
-    import medzoo.io as medzoo_io
-    from medzoo.data.datasets import read_manifest
-    from medzoo.data.video import load_video_clip
-    from medzoo.evaluate.experiment import experiment_settings
-    from medzoo.models.registry import load_model
-    from medzoo.runs import RunFolder
-    from medzoo.train.config import read_config_file, resolve_config
-
-    readers = {
-        "load_model": load_model,
-        "load_video_clip": lambda file: load_video_clip(file, 4, 32),
-        "read_manifest": read_manifest,
-        "resolve_config": resolve_config,
-        "experiment_settings": lambda file: experiment_settings(read_config_file(file), file),
-        "read_export_samples": lambda file: RunFolder(os.path.dirname(file)).read_export_samples(file),
-    }
-    return readers[reader](path) if reader in readers else getattr(medzoo_io, reader)(path)
-
-
-def _status_mb(key):
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(key):
-                return int(line.split()[1]) / 1024
-    raise KeyError(key)
-
-
-def run_cases(cases):
-    """Reads every case in this process; returns one dict per case (error, peak RSS rise in MB)."""
-    import cv2  # noqa: F401  (every reader's library is loaded before the first measurement)
-    import nibabel  # noqa: F401
-    import pydicom  # noqa: F401
-    import tifffile  # noqa: F401
-
-    import medzoo.io  # noqa: F401
-    import medzoo.models.registry  # noqa: F401
-    import medzoo.train.config  # noqa: F401
-    import medzoo.evaluate.experiment  # noqa: F401
-    import medzoo.data.video  # noqa: F401
-    import keras  # noqa: F401
-
-    results = []
-    for name, reader, path in cases:
-        before = _status_mb("VmRSS")
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # reset VmHWM to the current RSS
-        try:
-            read_case(reader, path)
-            error = None
-        except Exception as caught:  # the test judges the type
-            error = (type(caught).__name__, str(caught))
-        results.append({"case": name, "reader": reader, "path": path, "error": error,
-                        "peak_rise_mb": _status_mb("VmHWM") - before})  # fmt: skip
-    return results
-
-
 if __name__ == "__main__":
+    from medzoo.bench.hostile_memory import read_files
+
     corpus = sys.argv[1]
     with open(os.path.join(corpus, "cases.json")) as handle:
-        print(json.dumps(run_cases(json.load(handle))))
+        print(json.dumps(read_files(json.load(handle))))

@@ -58,7 +58,7 @@ def test_corpus_covers_the_attacks(refused):
     assert {"png_palette_1bit_16384_valid_32KB", "dicom_deflated_16384x16384_inflates_512MiB",
             "dicom_rle_200_frames_1024x1024", "dicom_RescaleSlope_nan", "dicom_RescaleSlope_1e308",
             "video_raw_avi_32x24_aborts_decoder", "keras_config_dense_20000x20000_in_13KB",
-            "pth_32_views_alias_one_16MiB_storage", "safetensors_duplicate_key", "yaml_billion_laughs_575B",
+            "pth_32_views_alias_one_16MiB_storage", "safetensors_duplicate_key", "yaml_billion_laughs",
             "model_kwargs_misspelt_key", "experiment_replicates_negative", "manifest_path_leaves_its_folder",
             "export_samples_nan", "nifti_scl_slope_inf"} <= names  # fmt: skip
     assert len(results) == len(names) >= 120

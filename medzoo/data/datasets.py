@@ -86,8 +86,9 @@ def scan_class_folders(root, suffixes=IMAGE_SUFFIXES):
 def read_manifest(path):
     """Reads a CSV manifest: returns dict of lists (path, label, id[, boxes (N, 4)]).
 
-    Relative paths are taken from the manifest's folder and may not leave it
-    ("../" out of it is refused); absolute paths are taken as given. Columns: path, label,
+    Relative paths are taken from the manifest's folder; a path outside it
+    (absolute, or climbing out with "../") must name a kind of file medzoo
+    reads (image, DICOM, video, cache, slide, NIfTI). Columns: path, label,
     id (optional: defaults to the file name), and x1, y1, x2, y2 for one box per row.
     """
     rows = read_csv_rows(path, ("path", "label"), "manifest")
@@ -104,11 +105,20 @@ def read_manifest(path):
 
 
 def _manifest_path(manifest, base, line, name):
-    """A manifest row's file: relative names stay inside the manifest's folder; absolute ones are taken as given."""
+    """A manifest row's file. Outside the manifest's folder (absolute, or "../"), only a kind of file medzoo reads.
+
+    Adapters write manifests beside a dataset they point into with "../"
+    (CT-ICH's does); a row naming `../../../etc/passwd` or `/root/.ssh/id_rsa`
+    is refused before anything opens it.
+    """
+    from medzoo.data.slide_tiling import SLIDE_SUFFIXES
+    from medzoo.data.video_cache import VIDEO_SUFFIXES
+
     joined = os.path.normpath(os.path.join(base, name))
-    if not os.path.isabs(name) and os.path.commonpath([base, joined]) != base:
-        raise InputError(f"{manifest}: line {line} names {name!r}, which leaves the manifest's folder "
-                         f"{base}; give files under it, or absolute paths.")  # fmt: skip
+    readable = tuple(dict.fromkeys(IMAGE_SUFFIXES + VIDEO_SUFFIXES + SLIDE_SUFFIXES + (".npz", ".nii", ".nii.gz")))
+    if os.path.commonpath([base, joined]) != base and not joined.lower().endswith(readable):
+        raise InputError(f"{manifest}: line {line} names {name!r}, outside the manifest's folder {base} and not "
+                         f"a kind of file medzoo reads ({', '.join(readable)}): refused.")  # fmt: skip
     return joined
 
 

@@ -77,6 +77,21 @@ class FaceCropper:
         return frame[y0:y1, x0:x1], bool(faces)
 
 
+def read_clip_frames(path, num_frames, frame_step=None):
+    """(frames (N, H, W, 3) uint8, fps, total frame count, indices) of the frames a clip takes from a video.
+
+    Example:
+        >>> from medzoo.data.samples import sample_video_path
+        >>> frames, fps, total, indices = read_clip_frames(sample_video_path(), 4)
+        >>> frames.shape, total, indices.tolist()
+        ((4, 144, 176, 3), 120, [0, 40, 79, 119])
+    """
+    _, _, total = read_video(path, indices=[])
+    indices = sample_frame_indices(total, num_frames) if not frame_step else np.arange(0, total, frame_step)[:num_frames]
+    frames, fps, _ = read_video(path, indices=indices)
+    return frames, fps, total, indices
+
+
 def load_video_clip(path, num_frames=10, size=224, faces=False, face_cropper=None, frame_step=None):
     """Reads a clip of `num_frames` evenly spaced frames as (T, size, size, 3) float32 0..255.
 
@@ -109,9 +124,7 @@ def load_video_clip(path, num_frames=10, size=224, faces=False, face_cropper=Non
     import cv2
 
     # FFmpeg decodes untrusted bytes: in a worker process, so a crash fails this file only.
-    _, _, total = isolated(read_video, path, indices=[])
-    indices = sample_frame_indices(total, num_frames) if not frame_step else np.arange(0, total, frame_step)[:num_frames]
-    frames, fps, _ = isolated(read_video, path, indices=indices)
+    frames, fps, total, indices = isolated(read_clip_frames, path, num_frames, frame_step)
     found = None
     if faces:
         cropper = face_cropper or FaceCropper()

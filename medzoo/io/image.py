@@ -90,7 +90,8 @@ def declared_image_layout(data, path):
                 return page.imagelength, page.imagewidth, 3 if palette else page.samplesperpixel, itemsize
         except Exception as error:  # tifffile raises several types for damaged headers
             raise InputError(f"{path}: damaged TIFF header ({type(error).__name__}: {error}).") from error
-    raise InputError(f"{path}: not a PNG, JPEG, BMP or TIFF image (unrecognised header {data[:8]!r}).")
+    # The file's bytes are not quoted: a manifest may name any file (e.g. /etc/passwd), its content stays out of logs.
+    raise InputError(f"{path}: not a PNG, JPEG, BMP or TIFF image (unrecognised header).")
 
 
 def check_image_header(data, path, max_pixels=None):

@@ -12,7 +12,8 @@ codecs already imported) is started while a call runs, so the cost per file is
 about one process start, not an import of OpenCV. A call whose worker dies is
 retried once in a fresh one; a file that kills a fresh worker too raises
 `InputError` naming it and the signal. At most `set_workers(n)` decodes run at
-once (default 1), which also bounds their memory.
+once (default: one per CPU core; the service sets its `--decode-workers`),
+which also bounds their memory.
 
 Example:
     >>> from medzoo.io.video import read_video
@@ -34,7 +35,8 @@ from medzoo.errors import InputError
 from medzoo.io.limits import current_limits, set_limits
 
 IN_WORKER = "MEDZOO_DECODE_WORKER"
-_state = {"workers": 1, "idle": [], "slots": threading.BoundedSemaphore(1)}
+_DEFAULT_WORKERS = os.cpu_count() or 1
+_state = {"workers": _DEFAULT_WORKERS, "idle": [], "slots": threading.BoundedSemaphore(_DEFAULT_WORKERS)}
 _lock = threading.Lock()
 
 

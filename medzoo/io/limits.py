@@ -71,18 +71,8 @@ def set_limits(**values):
 
 def check_pixels(path, what, shape, limit_name="max_pixels", limit=None):
     """Raises InputError when the product of `shape` exceeds the limit `limit_name`."""
-    limit = get_limit(limit_name, limit)
-    dimensions = [int(side) for side in shape]
-    if any(side < 0 for side in dimensions):
-        raise InputError(f"{path}: the {what} declares a negative size {tuple(dimensions)}.")
-    total = math.prod(dimensions)
-    if total > limit:
-        described = " x ".join(str(side) for side in dimensions)
-        raise InputError(
-            f"{path}: the {what} declares {described} = {total:,} pixels, more than the limit of "
-            f"{limit:,} ({limit_name}; raise it with medzoo.io.set_limits or --max-pixels)."
-        )
-    return total
+    flag = "--max-pixels" if limit_name == "max_pixels" else "--max-video-pixels"
+    return _check_size(path, what, shape, 1, limit_name, limit, "pixels", flag)
 
 
 def check_bytes(path, what, shape, itemsize, limit=None):
@@ -96,16 +86,23 @@ def check_bytes(path, what, shape, itemsize, limit=None):
         ...
         medzoo.errors.InputError: scan.png: the image held as float32 declares 16384 x 16384 x 3 samples of 4 bytes = 3,221,225,472 bytes, more than the limit of 536,870,912 (max_decoded_bytes; raise it with medzoo.io.set_limits or --max-decoded-bytes).
     """
-    limit = get_limit("max_decoded_bytes", limit)
+    return _check_size(path, what, shape, int(itemsize), "max_decoded_bytes", limit,
+                       f"samples of {int(itemsize)} bytes", "--max-decoded-bytes")  # fmt: skip
+
+
+def _check_size(path, what, shape, itemsize, limit_name, limit, unit, flag):
+    """product(shape) * itemsize against the limit `limit_name`; the message names the shape, the unit and the flag."""
+    limit = get_limit(limit_name, limit)
     dimensions = [int(side) for side in shape]
     if any(side < 0 for side in dimensions):
         raise InputError(f"{path}: the {what} declares a negative size {tuple(dimensions)}.")
-    total = math.prod(dimensions) * int(itemsize)
+    total = math.prod(dimensions) * itemsize
     if total > limit:
         described = " x ".join(str(side) for side in dimensions)
+        counted = f"= {total:,} pixels" if unit == "pixels" else f"{unit} = {total:,} bytes"
         raise InputError(
-            f"{path}: the {what} declares {described} samples of {itemsize} bytes = {total:,} bytes, more than "
-            f"the limit of {limit:,} (max_decoded_bytes; raise it with medzoo.io.set_limits or --max-decoded-bytes)."
+            f"{path}: the {what} declares {described} {counted}, more than the limit of {limit:,} "
+            f"({limit_name}; raise it with medzoo.io.set_limits or {flag})."
         )
     return total
 

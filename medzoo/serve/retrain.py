@@ -104,14 +104,15 @@ def retrain(run_dir, feedback, replay, held_out, out_dir, data_dir=None, margin=
     unknown = sorted({row["label"] for row in rows} - set(labels))
     if unknown:
         raise InputError(f"{feedback}: label {unknown[0]!r} is not one of the model's classes {labels}.")
-    new = RunFolder(out_dir).create()
+    new = RunFolder(os.path.abspath(out_dir)).create()  # the manifests below name absolute paths, whatever the cwd
     feedback_rows = _feedback_images(rows, recipe, new.file("feedback"))
     feedback_csv = write_csv(new.file("feedback.csv"), feedback_rows, ["path", "label", "id"])
     records, _ = read_records(replay)
     rng = np.random.default_rng(seed)
     count = min(len(records["path"]), int(round(replay_ratio * len(feedback_rows))))
     chosen = sorted(rng.choice(len(records["path"]), count, replace=False).tolist())
-    replay_rows = [{"path": records["path"][i], "label": records["label"][i], "id": records["id"][i]} for i in chosen]
+    replay_rows = [{"path": os.path.abspath(records["path"][i]), "label": records["label"][i], "id": records["id"][i]}
+                   for i in chosen]  # fmt: skip
     mixed_csv = write_csv(new.file("retrain_manifest.csv"), feedback_rows + replay_rows, ["path", "label", "id"])
 
     model = old.load_model()
