@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from medzoo.errors import InputError
 
-EXAMPLES = int(os.environ.get("MEDZOO_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("MEDZOO_FUZZ_EXAMPLES", "30"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
                            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
