@@ -410,3 +410,39 @@ def test_experiment_paths_stay_inside_out_and_nothing_is_claimed_unwritten(tmp_p
     assert main(["experiment", str(config), "--replicates", "0", "--out", str(tmp_path / "e")]) == 2
     assert "--replicates: replicates must be an integer >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "e" / "experiment.csv").exists()
+
+
+@pytest.mark.parametrize("format, quantization, shift, reason", [
+    ("onnx", None, "offset", r"max \|Keras - export\| = 0\.0002 exceeds 0\.0001 for a float32 export"),
+    ("litert", "dynamic", "swap", r"dynamic top-1 agreement with Keras 0\.9850 is below 0\.990 \(no labels given"),
+])  # fmt: skip
+def test_an_export_whose_runner_output_is_perturbed_is_refused(tmp_path, monkeypatch, format, quantization, shift,
+                                                               reason):
+    """The gate itself, end to end: the real artifact is written, its runner's outputs are nudged, export refuses."""
+    import medzoo.export.api as api
+    from medzoo.export import ParityError, export
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs / 255.0)))
+    x = np.random.default_rng(0).uniform(0, 255, (200, 8, 8, 3)).astype(np.float32)
+    real_writer = api.WRITERS[format]
+
+    def perturbed_writer(model, staged, options):
+        runner, details = real_writer(model, staged, options)
+
+        def nudged(inputs):
+            outputs = np.array(runner(inputs), np.float64)
+            if shift == "offset":
+                return outputs + 2e-4
+            outputs[:3] = np.roll(outputs[:3], 1, axis=1)  # 3 of 200 samples change class
+            return outputs
+
+        return nudged, details
+
+    monkeypatch.setitem(api.WRITERS, format, perturbed_writer)
+    out = str(tmp_path / f"model.{'onnx' if format == 'onnx' else 'tflite'}")
+    with pytest.raises(ParityError, match=reason):
+        export(model, out, format=format, quantization=quantization, validation_data=x, representative_data=x,
+               isolate=False, compare_speed=False)  # fmt: skip
+    assert not os.path.exists(out) and os.path.exists(out + ".rejected")
+    assert json.loads(open(out + ".rejected.json").read())["status"] == "rejected"
