@@ -4,6 +4,7 @@ missing or malformed input into one line of error with exit status 2."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -321,8 +322,9 @@ def test_a_crashing_decoder_fails_one_file_and_the_batch_goes_on(tmp_path):
     hostile.raw_avi(str(folder / "wide.avi"), 100000, 1)  # OpenCV segfaults on it, as the address layout falls
     summary = prepare_videos(str(tmp_path / "videos"), str(tmp_path / "cache"), num_frames=3, size=16, verbose=False)
     assert summary["prepared"] + len(summary["failed"]) == 3 and summary["prepared"] >= 1, summary
-    assert any("abort.avi: the decoder crashed on this file (its worker process died: signal 6)" in failure
-               for failure in summary["failed"]), summary  # it answers, then aborts: the answer is not kept
+    # it corrupts the heap: the worker aborts (SIGABRT) after answering, or segfaults; its answer is never kept
+    assert any(re.search(r"abort\.avi: the decoder crashed on this file \(its worker process died: signal (6|11)\)",
+                         failure) for failure in summary["failed"]), summary  # fmt: skip
     assert all("wide.avi: the decoder crashed on this file" in failure for failure in summary["failed"]
                if "abort.avi" not in failure)  # fmt: skip
     cached = sorted(os.listdir(tmp_path / "cache" / "real"))

@@ -25,6 +25,7 @@ Example:
 
 import atexit
 import importlib
+import io
 import os
 import pickle
 import subprocess
@@ -150,7 +151,27 @@ def _receive(stream):
     data = stream.read(size)
     if len(data) < size:
         raise EOFError
-    return pickle.loads(data)
+    return _Messages(io.BytesIO(data)).load()
+
+
+class _Messages(pickle.Unpickler):
+    """Unpickles requests and answers: containers, numbers, strings, numpy arrays and medzoo's errors only.
+
+    The worker has just read hostile bytes, so its answer is not trusted to
+    name any other class or function.
+    """
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("numpy._core.numeric", "_frombuffer"),
+               ("numpy.core.numeric", "_frombuffer"), ("medzoo.errors", "InputError"), ("builtins", "RuntimeError"),
+               ("builtins", "ValueError"), ("builtins", "OSError"), ("builtins", "set"), ("builtins", "frozenset"),
+               ("collections", "OrderedDict")}  # fmt: skip
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED and not (module.startswith("numpy") and name.startswith("dtype")):
+            raise pickle.UnpicklingError(f"a decode worker's message may not name {module}.{name}")
+        return super().find_class(module, name)
 
 
 def _serve(requests, answers):
@@ -166,12 +187,20 @@ def _serve(requests, answers):
             for part in name.split("."):
                 function = getattr(function, part)
             answer = ("ok", function(path, *args, **kwargs))
-        except Exception as error:  # handed back to the caller, who raises it
-            answer = ("error", error)
+        except Exception as error:  # handed back to the caller, who raises it, as a type _Messages accepts
+            answer = ("error", _portable(error))
         try:
             _send(answers, answer)
         except (pickle.PicklingError, TypeError, AttributeError) as error:
             _send(answers, ("error", RuntimeError(f"{path}: {type(error).__name__}: {error}")))
+
+
+def _portable(error):
+    """`error` as InputError, ValueError, OSError or RuntimeError, with its message (what the caller may unpickle)."""
+    for kind in (InputError, ValueError, OSError):
+        if isinstance(error, kind):
+            return error if type(error) is kind else kind(str(error))
+    return RuntimeError(f"{type(error).__name__}: {error}")
 
 
 if __name__ == "__main__":
