@@ -91,10 +91,15 @@ def read_manifest(path):
     reads (image, DICOM, video, cache, slide, NIfTI). Columns: path, label,
     id (optional: defaults to the file name), and x1, y1, x2, y2 for one box per row.
     """
+    from medzoo.data.slide_tiling import SLIDE_SUFFIXES
+    from medzoo.data.video_cache import VIDEO_SUFFIXES
+
     rows = read_csv_rows(path, ("path", "label"), "manifest")
     base = os.path.dirname(os.path.abspath(path))
+    readable = tuple(dict.fromkeys(IMAGE_SUFFIXES + VIDEO_SUFFIXES + SLIDE_SUFFIXES + (".npz", ".nii", ".nii.gz")))
     records = {
-        "path": [_manifest_path(path, base, number, row["path"]) for number, row in enumerate(rows, start=2)],
+        "path": [_manifest_path(path, base, number, row["path"], readable)
+                 for number, row in enumerate(rows, start=2)],  # fmt: skip
         "label": [row["label"] for row in rows],
         "id": [row.get("id") or os.path.splitext(os.path.basename(row["path"]))[0] for row in rows],
     }
@@ -104,18 +109,14 @@ def read_manifest(path):
     return records
 
 
-def _manifest_path(manifest, base, line, name):
-    """A manifest row's file. Outside the manifest's folder (absolute, or "../"), only a kind of file medzoo reads.
+def _manifest_path(manifest, base, line, name, readable):
+    """A manifest row's file. Outside the manifest's folder (absolute, or "../"), only a `readable` kind of file.
 
     Adapters write manifests beside a dataset they point into with "../"
     (CT-ICH's does); a row naming `../../../etc/passwd` or `/root/.ssh/id_rsa`
     is refused before anything opens it.
     """
-    from medzoo.data.slide_tiling import SLIDE_SUFFIXES
-    from medzoo.data.video_cache import VIDEO_SUFFIXES
-
     joined = os.path.normpath(os.path.join(base, name))
-    readable = tuple(dict.fromkeys(IMAGE_SUFFIXES + VIDEO_SUFFIXES + SLIDE_SUFFIXES + (".npz", ".nii", ".nii.gz")))
     if os.path.commonpath([base, joined]) != base and not joined.lower().endswith(readable):
         raise InputError(f"{manifest}: line {line} names {name!r}, outside the manifest's folder {base} and not "
                          f"a kind of file medzoo reads ({', '.join(readable)}): refused.")  # fmt: skip

@@ -175,24 +175,23 @@ class _Messages(pickle.Unpickler):
 
 
 def _serve(requests, answers):
-    """The worker's loop: a request (limits, module, function, path, args, kwargs) in, (status, value) out."""
-    while True:
-        try:
-            limits, module, name, path, args, kwargs = _receive(requests)
-        except EOFError:
-            return
-        try:
-            set_limits(**limits)
-            function = importlib.import_module(module)
-            for part in name.split("."):
-                function = getattr(function, part)
-            answer = ("ok", function(path, *args, **kwargs))
-        except Exception as error:  # handed back to the caller, who raises it, as a type _Messages accepts
-            answer = ("error", _portable(error))
-        try:
-            _send(answers, answer)
-        except (pickle.PicklingError, TypeError, AttributeError) as error:
-            _send(answers, ("error", RuntimeError(f"{path}: {type(error).__name__}: {error}")))
+    """The worker's one request (limits, module, function, path, args, kwargs) in, (status, value) out."""
+    try:
+        limits, module, name, path, args, kwargs = _receive(requests)
+    except EOFError:  # a warm spare given back unused
+        return
+    try:
+        set_limits(**limits)
+        function = importlib.import_module(module)
+        for part in name.split("."):
+            function = getattr(function, part)
+        answer = ("ok", function(path, *args, **kwargs))
+    except Exception as error:  # handed back to the caller, who raises it, as a type _Messages accepts
+        answer = ("error", _portable(error))
+    try:
+        _send(answers, answer)
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        _send(answers, ("error", RuntimeError(f"{path}: {type(error).__name__}: {error}")))
 
 
 def _portable(error):
