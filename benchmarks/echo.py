@@ -3,7 +3,7 @@ the heuristic baseline and the end-to-end accuracy (issue: S4 end to end).
 
     python benchmarks/echo.py [--images 60] [--size 224] [--epochs 30] [--out benchmarks/results]
 
-No labelled valve set installs offline: `medzoo.data.echo_phantom` paints
+No labelled valve set installs offline: `medzoo.systems.echo.phantom` paints
 valves into the frames of pydicom-data's real apical 4-chamber cine. Keras'
 ImageNet weights download, so the classifier grid uses the two backbones
 with offline ImageNet weights (MobileNetV2 and EfficientNet-Lite0, torch
@@ -23,7 +23,7 @@ import time
 
 def localizer_rows(valves, work, size, epochs):
     """The localizer trained on the original images and with the paper's chosen augmentation (rotation)."""
-    from medzoo.pipelines.echo import train_localizer
+    from medzoo.systems.echo.pipeline import train_localizer
 
     rows = []
     for augment in ((), ("rotation",)):
@@ -42,7 +42,7 @@ def grid_rows(valves, work, epochs):
     """Backbone x pooling on the crops, under the paper's protocol and the sound one."""
     import yaml
 
-    from medzoo.data.echo_crops import write_valve_crops
+    from medzoo.systems.echo.crops import write_valve_crops
     from medzoo.evaluate.experiment import run_experiment
 
     rows = []
@@ -74,11 +74,12 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
 
-    from medzoo.bench.report import cpu_name, result_path
-    from medzoo.data.echo_phantom import write_painted_valves
-    from medzoo.evaluate.heuristic import baseline_on_manifest
+    from medzoo.machine import cpu_name
+    from medzoo.bench.report import result_path
+    from medzoo.systems.echo.phantom import write_painted_valves
+    from medzoo.systems.echo.baseline import baseline_on_manifest
     from medzoo.io import write_bytes_atomic
-    from medzoo.pipelines.echo import run_echo
+    from medzoo.systems.echo.pipeline import run_echo
 
     work = tempfile.mkdtemp(prefix="medzoo-echo-bench-")
     valves = write_painted_valves(os.path.join(work, "valves"), count=args.images, patients=args.images // 3)

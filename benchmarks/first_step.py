@@ -21,7 +21,7 @@ in each process, so the libraries' start-up (cuDNN, cuBLAS) is charged to no
 kind.
 
 `--depthwise taps` computes a backbone's depthwise convolutions as sums of
-shifted slices (`medzoo.bench.depthwise_taps`): same weights and outputs, no
+shifted slices (`research.depthwise_taps`): same weights and outputs, no
 cuDNN grouped convolution, so its compile_s and first_run_extra_ms show what
 those cost and its steady_ms what avoiding them costs. Writes
 `first_step-<device>-<date>.csv` (the rows name the depthwise formulation,
@@ -37,7 +37,7 @@ import time
 import keras
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # medzoo from this checkout
-from medzoo.bench.depthwise_taps import FORMULATIONS, depthwise_formulation  # noqa: E402
+from research.depthwise_taps import FORMULATIONS, depthwise_formulation  # noqa: E402
 from medzoo.train.precision import CHOICES  # noqa: E402
 
 CHANNELS = 96  # ConvNeXt-Small's first stage; MobileNetV2's expanded blocks hold 96-960

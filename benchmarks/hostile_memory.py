@@ -30,7 +30,8 @@ def main(argv=None):
     parser.add_argument("--skip-service", action="store_true", help="measure the files only")
     args = parser.parse_args(argv)
     sys.path.insert(0, ROOT)
-    from medzoo.bench.report import cpu_name, result_path
+    from medzoo.machine import cpu_name
+    from medzoo.bench.report import result_path
     from medzoo.io import write_csv
     from tests import hostile_inputs
 

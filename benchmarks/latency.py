@@ -64,7 +64,7 @@ def streams(model):
 def export_artifacts(name, model, inputs, work, sequence):
     """Exports `model` to every benchmarked artifact; returns [(runtime, precision, path, status)]."""
     from medzoo.export import ParityError, export
-    from medzoo.export.api import SUFFIXES
+    from medzoo.export.formats import ARTIFACTS
 
     artifacts = [("keras", "float32", os.path.join(work, f"{name}.keras"), "source")]
     model.save(artifacts[0][2])
@@ -72,7 +72,7 @@ def export_artifacts(name, model, inputs, work, sequence):
     if sequence and streams(model):
         formats.append(("litert_streaming", "float32"))
     for format_name, precision in formats:
-        path = os.path.join(work, f"{name}_{format_name}_{precision}{SUFFIXES[format_name]}")
+        path = os.path.join(work, f"{name}_{format_name}_{precision}{ARTIFACTS[format_name].suffix}")
         quantization = None if precision == "float32" else precision
         print(f"  export {format_name} {precision}", flush=True)
         try:  # compare_speed=False: this script times every precision itself
@@ -156,7 +156,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
 
-    from medzoo.bench.report import cpu_label, markdown_table, read_results, result_path
+    from medzoo.machine import cpu_label
+    from medzoo.bench.report import markdown_table, read_results, result_path
     from medzoo.io import write_bytes_atomic, write_csv
     from medzoo.models import list_models
 

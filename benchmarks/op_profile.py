@@ -76,7 +76,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from medzoo.bench.op_profile import describe, op_totals
-    from medzoo.bench.report import cpu_label, result_path
+    from medzoo.machine import cpu_label
+    from medzoo.bench.report import result_path
     from medzoo.io import write_csv
 
     rows, cpu = [], cpu_label()

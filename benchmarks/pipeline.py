@@ -21,7 +21,7 @@ import tempfile
 
 def measure_clips(cache):
     """Runs in the child: streams one epoch of a clip cache; returns clips/s and peak RSS."""
-    from medzoo.bench.latency import peak_rss_mb
+    from medzoo.machine import peak_rss_mb
     from medzoo.bench.throughput import epoch_rate
     from medzoo.data import video_dataset
 
@@ -49,7 +49,7 @@ def main(argv=None):
     from medzoo.io import write_csv
     from medzoo.data import folder_dataset, prepare_videos, video_dataset
     from medzoo.data.samples import sample_slide_path
-    from medzoo.pipelines.video import write_stand_in_videos
+    from medzoo.systems.video.pipeline import write_stand_in_videos
     from medzoo.io import read_slide_level
     from medzoo.models import create_model
 

@@ -28,7 +28,8 @@ def main(argv=None):
     import cv2
     import numpy as np
 
-    from medzoo.bench.report import cpu_name, result_path
+    from medzoo.machine import cpu_name
+    from medzoo.bench.report import result_path
     from medzoo.bench.serve_load import ServiceProcess, run_load, time_grad_cam, untrained_run
     from medzoo.data.samples import sample_dicom_path, sample_photos
     from medzoo.io import write_csv

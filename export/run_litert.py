@@ -8,11 +8,15 @@
 
 The sidecar `model.tflite.json` written by `medzoo export` (if present beside
 the model) gives the class names, the input value range, the threshold of
-a one-unit output and the preprocessing recipe the model was trained with:
-images are resized as in training, by area averaging (OpenCV INTER_AREA, the
-one medzoo uses; Pillow's BOX filter, the same average, when OpenCV is absent). int8 input/output tensors are (de)quantized here with the
-tensor's own scale and zero point. Kept free of medzoo on purpose, so it
-repeats the few lines of medzoo.export.LiteRTModel that an edge box needs.
+a one-unit output and the preprocessing recipe the model was trained with.
+With medzoo installed (`pip install medzoo`: its decoders need no
+TensorFlow), every file is decoded by that recipe's `Recipe.load`, exactly
+as in training (DICOM windows, videos, NIfTI slices). Without it, images
+are read here and resized as in training, by area averaging (OpenCV
+INTER_AREA, the one medzoo uses; Pillow's BOX filter, the same average, when
+OpenCV is absent). int8 input/output tensors are (de)quantized with the
+tensor's own scale and zero point. The script runs without medzoo on
+purpose, so it repeats the few lines of medzoo's LiteRT runner an edge box needs.
 """
 
 import argparse
@@ -34,17 +38,34 @@ def read_sidecar(model_path):
         return json.load(handle)
 
 
+def recipe_loader(recipe):
+    """medzoo's `Recipe.load` for the sidecar's recipe, or None when medzoo is not installed or there is no recipe."""
+    if not recipe:
+        return None
+    try:
+        from medzoo.data.recipe import Recipe
+    except ImportError:
+        return None
+    return Recipe.from_dict(recipe, "the sidecar's recipe").load
+
+
 def read_inputs(paths, height, width, recipe=None):
-    """Stacks .npy arrays and images (RGB, float32 0..255, resized as the recipe says) into one batch."""
+    """Stacks .npy arrays and files (RGB, float32 0..255, prepared as the recipe says) into one batch."""
     if (recipe or {}).get("interpolation", "area") != "area":
         sys.exit(f"the model's recipe resizes with {recipe['interpolation']!r}; this runner knows 'area' only.")
+    load = recipe_loader(recipe)
     batches = []
     for path in paths:
         if path.endswith(".npy"):
             array = np.load(path, allow_pickle=False).astype(np.float32)
             batches.append(array if array.ndim == 4 or array.ndim == 5 else array[None])
-            continue
-        batches.append(read_image_area(path, height, width)[None])
+        elif load is not None:
+            try:
+                batches.append(load(path)[0][None])
+            except ValueError as error:  # medzoo's InputError: the file and the problem, one line
+                sys.exit(str(error))
+        else:
+            batches.append(read_image_area(path, height, width)[None])
     return np.concatenate(batches)
 
 

@@ -91,12 +91,17 @@ class RunFolder:
         return read_json(path, "run config", dict).get("config") if os.path.isfile(path) else None
 
     def write_recipe(self, recipe):
-        write_bytes_atomic(self.file(self.RECIPE), json.dumps(recipe, indent=2))
+        """Writes the run's `medzoo.data.recipe.Recipe` as recipe.json."""
+        write_bytes_atomic(self.file(self.RECIPE), json.dumps(recipe.to_dict(), indent=2))
 
     def read_recipe(self):
-        """The preprocessing recipe, or None when the run has none (e.g. a bare .keras file)."""
+        """The run's `medzoo.data.recipe.Recipe`, or None when it has none (e.g. a bare .keras file)."""
+        from medzoo.data.recipe import Recipe
+
         path = self.file(self.RECIPE)
-        return read_json(path, "preprocessing recipe", dict) if os.path.isfile(path) else None
+        if not os.path.isfile(path):
+            return None
+        return Recipe.from_dict(read_json(path, "preprocessing recipe", dict), path)
 
     def write_labels(self, names):
         write_bytes_atomic(self.file(self.LABELS), json.dumps([str(name) for name in names]))
@@ -120,7 +125,7 @@ class RunFolder:
         disk (1.7 s).
         """
         from medzoo.models.registry import load_model
-        from medzoo.train.compile_cache import enable_compile_cache
+        from medzoo.compile_cache import enable_compile_cache
 
         enable_compile_cache()
         return load_model(path or self.model_path or find_model_file(self.path))
@@ -186,7 +191,7 @@ def model_version(source):
         'model.keras@9a129038d9a0'
     """
     source = str(source)
-    if source.lower().endswith((".tflite", ".onnx")):
+    if os.path.isfile(source):  # any model file: its bytes answer
         parts = [source]
     elif os.path.isdir(source) and os.path.isfile(source.rstrip("/") + ".json"):
         parts = sorted(os.path.join(source, name) for name in os.listdir(source))

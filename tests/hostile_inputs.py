@@ -517,9 +517,9 @@ def accepted_large_cases(path):
     nifti_gz = nifti_with(path("zeros400.nii.gz"), volume)
     del volume
     return [
-        ("accepted_png_gray_11000x11000_to_model_input", "load_image_file", png_bomb(path("gray11000.png"), 11000)),
-        ("accepted_png_palette_1bit_5600x5600_to_model_input", "load_image_file", palette_png_bomb(path("palette5600.png"), 5600)),
-        ("accepted_dicom_deflated_8192x8192_to_model_input", "load_image_file", dicom_deflate_bomb(path("deflate8192.dcm"), 8192, 8192)),
+        ("accepted_png_gray_11000x11000_to_model_input", "Recipe.load", png_bomb(path("gray11000.png"), 11000)),
+        ("accepted_png_palette_1bit_5600x5600_to_model_input", "Recipe.load", palette_png_bomb(path("palette5600.png"), 5600)),
+        ("accepted_dicom_deflated_8192x8192_to_model_input", "Recipe.load", dicom_deflate_bomb(path("deflate8192.dcm"), 8192, 8192)),
         ("accepted_nifti_gz_400_cubed", "read_volume", nifti_gz),
     ]  # fmt: skip
 

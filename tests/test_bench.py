@@ -15,6 +15,7 @@ from medzoo.bench import time_calls
 from tests.conftest import JAX_ON_CPU
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # research.*: the benchmarks' research modules
 
 
 def test_time_calls_percentiles_are_ordered_and_measure_the_call():
@@ -128,7 +129,7 @@ def test_op_profiles_of_litert_and_onnxruntime_cover_every_op(tmp_path):
 
 
 def test_child_measurement_has_its_own_memory_and_floor(tmp_path):
-    from medzoo.bench.latency import peak_rss_mb
+    from medzoo.machine import peak_rss_mb
     from medzoo.bench.measure import measure_in_child
     from medzoo.export import convert_to_litert
 
@@ -302,7 +303,7 @@ def test_depthwise_taps_compute_what_grouped_convolutions_do():
     import keras
 
     from medzoo import build_cnn_lstm
-    from medzoo.bench.depthwise_taps import depthwise_formulation, tap_depthwise
+    from research.depthwise_taps import depthwise_formulation, tap_depthwise
     from medzoo.models.backbones import build_backbone
 
     x = np.random.default_rng(0).normal(size=(2, 8, 7, 5)).astype("float32")  # stride 2 pads 8 unevenly
@@ -337,10 +338,10 @@ def test_depthwise_taps_compute_what_grouped_convolutions_do():
 
 COMPILE_BREAKDOWN = """
 import sys
-sys.path.insert(0, {root!r})
+sys.path[:0] = [{root!r}, {root!r} + "/benchmarks"]
 import jax, jax.numpy as jnp
-from medzoo.bench.compile_time import compile_breakdown
-from medzoo.train.compile_cache import enable_compile_cache
+from research.compile_time import compile_breakdown
+from medzoo.compile_cache import enable_compile_cache
 enable_compile_cache({cache!r})
 with compile_breakdown() as stages:
     jax.jit(lambda x: jnp.tanh(x @ x.T).sum())(jnp.ones((64, 64))).block_until_ready()
@@ -351,7 +352,7 @@ print(stages)
 def test_compile_breakdown_counts_jax_stages_and_cache_hits(tmp_path):
     """The stages JAX reports for a first call add up; a second process reads every program from medzoo's
     compile cache, the ones that compiled in well under JAX's default 1 s threshold too."""
-    from medzoo.bench.compile_time import COLUMNS
+    from research.compile_time import COLUMNS
 
     script = COMPILE_BREAKDOWN.format(root=REPO, cache=str(tmp_path))
     env = {**os.environ, **JAX_ON_CPU}

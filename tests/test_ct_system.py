@@ -69,8 +69,8 @@ def read_rows(path):
 
 
 def test_the_adapter_writes_slices_and_patient_sequences(ct_ich_tree, tmp_path, capsys):
-    from medzoo.data.sequences import volume_to_sequence
-    from medzoo.data.video_cache import read_cached_clip
+    from medzoo.systems.ct.sequences import volume_to_sequence
+    from medzoo.io.clip_cache import read_cached_clip
 
     out = tmp_path / "ct"
     assert ct_ich_tool().main([str(ct_ich_tree), "--out", str(out), "--slices", "8", "--size", "32"]) == 0

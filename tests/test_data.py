@@ -5,7 +5,7 @@ import pytest
 
 from medzoo import InputError
 from medzoo.data.samples import sample_slide_path
-from medzoo.data.tiles import tile_grid
+from medzoo.systems.slide.tiles import tile_grid
 from medzoo.io import atomic_path, read_slide_level, write_bytes_atomic
 
 

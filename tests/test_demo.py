@@ -6,7 +6,7 @@ import os
 import pytest
 
 from medzoo.cli import main
-from medzoo.pipelines.demo import run_demo
+from medzoo.systems.slide.demo import run_demo
 
 pytestmark = pytest.mark.xdist_group("demo")  # one worker trains the demo once for every test
 

@@ -13,7 +13,7 @@ from pydicom import examples
 from medzoo.cli import main
 from medzoo.data.box_augment import TECHNIQUES, fixed_augmentations
 from medzoo.data.boxes import read_box_csv
-from medzoo.data.echo_cone import crop_cone, find_cone
+from medzoo.systems.echo.cone import crop_cone, find_cone
 from medzoo.data.samples import sample_dicom_path
 from medzoo.errors import InputError
 from medzoo.io import read_dicom
@@ -129,7 +129,7 @@ def test_fixed_augmentation_moves_the_box_with_the_object():
 
 def test_localization_metrics_and_the_baseline_count_what_they_say():
     from medzoo.evaluate.detection import localization_metrics
-    from medzoo.evaluate.heuristic import white_pixel_baseline
+    from medzoo.systems.echo.baseline import white_pixel_baseline
 
     truth = [[0, 0, 10, 10], [0, 0, 10, 10], None, [20, 20, 30, 30]]
     predicted = [[0, 0, 10, 10], [5, 5, 15, 15], [0, 0, 4, 4], [21, 21, 30, 30]]
@@ -171,7 +171,7 @@ def _save(model):
 
 def test_crops_follow_the_paper_order_or_split_patients_first(tmp_path):
     from medzoo.data.datasets import read_manifest
-    from medzoo.data.echo_phantom import write_painted_valves
+    from medzoo.systems.echo.phantom import write_painted_valves
 
     valves = write_painted_valves(str(tmp_path / "valves"), count=16, patients=8, without_valve=0.0)
     originals = len(read_box_csv(valves))
@@ -193,7 +193,7 @@ def test_crops_follow_the_paper_order_or_split_patients_first(tmp_path):
 
 
 def test_the_echo_commands_augment_train_and_score(tmp_path, capsys):
-    from medzoo.data.echo_phantom import write_painted_valves
+    from medzoo.systems.echo.phantom import write_painted_valves
 
     valves = write_painted_valves(str(tmp_path / "valves"), count=12, patients=6, without_valve=0.0)
     assert main(["echo-augment", valves, "--out", str(tmp_path / "aug"), "--techniques", "rotation", "gamma"]) == 0
@@ -224,8 +224,8 @@ def test_the_echo_commands_augment_train_and_score(tmp_path, capsys):
 def test_a_frame_without_a_valve_is_reported_not_cropped():
     from types import SimpleNamespace
 
-    from medzoo.data.echo_cone import Cone
-    from medzoo.pipelines.echo import NO_VALVE, EchoPipeline
+    from medzoo.systems.echo.cone import Cone
+    from medzoo.systems.echo.pipeline import NO_VALVE, EchoPipeline
 
     localizer = [[0.25, 0.25, 0.75, 0.75, 0.9], [0.5, 0.5, 0.5001, 0.5001, 0.1]]  # a valve; none
     pipeline = EchoPipeline.__new__(EchoPipeline)
@@ -248,7 +248,7 @@ def test_a_frame_without_a_valve_is_reported_not_cropped():
 
 @pytest.mark.xdist_group("echo_demo")
 def test_the_echo_demo_runs_two_verified_litert_models_end_to_end(tmp_path, capsys):
-    from medzoo.pipelines.echo import run_echo_demo
+    from medzoo.systems.echo.pipeline import run_echo_demo
 
     out = tmp_path / "demo"
     run_echo_demo(str(out), images=24, epochs=2, localizer_size=96)
@@ -301,8 +301,8 @@ def _csv(path):
 def test_the_crops_feed_a_sound_experiment_with_a_fixed_test_set(tmp_path):
     import yaml
 
-    from medzoo.data.echo_crops import write_valve_crops
-    from medzoo.data.echo_phantom import write_painted_valves
+    from medzoo.systems.echo.crops import write_valve_crops
+    from medzoo.systems.echo.phantom import write_painted_valves
 
     crops = write_valve_crops(write_painted_valves(str(tmp_path / "valves"), count=12, patients=6),
                               str(tmp_path / "crops"), "sound", size=32, test_fraction=0.35)
@@ -322,8 +322,8 @@ def test_the_crops_feed_a_sound_experiment_with_a_fixed_test_set(tmp_path):
 
 
 @pytest.mark.parametrize("module", [
-    "medzoo.data.echo_cone", "medzoo.data.boxes", "medzoo.data.box_augment", "medzoo.data.echo_inputs",
-    "medzoo.evaluate.detection", "medzoo.evaluate.heuristic", "medzoo.models.box_localizer",
+    "medzoo.systems.echo.cone", "medzoo.data.boxes", "medzoo.data.box_augment", "medzoo.systems.echo.inputs",
+    "medzoo.evaluate.detection", "medzoo.systems.echo.baseline", "medzoo.models.box_localizer",
 ])
 def test_docstring_examples_run(module):
     failures, tried = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

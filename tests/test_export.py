@@ -121,7 +121,7 @@ def test_every_preset_exports_to_builtin_litert_matching_keras(name, tmp_path):
 def test_quantized_export_is_timed_against_float32(photos, tmp_path):
     import warnings
 
-    from medzoo.bench.report import ISA_FLAGS
+    from medzoo.machine import ISA_FLAGS
     from medzoo.export import QuantizationSlowerWarning
 
     model = calibrated(FAMILIES["transfer_classifier"](), photos)

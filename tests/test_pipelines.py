@@ -22,13 +22,12 @@ from medzoo.data import (
     load_video_clip,
     manifest_dataset,
     oversample,
-    read_ct_sequence,
     sample_frame_indices,
-    slice_dataset,
     split_by_id,
     video_dataset,
 )
 from medzoo.data.preprocess import resize_with_padding
+from medzoo.systems.ct.sequences import read_ct_sequence, slice_dataset
 from medzoo.data.samples import sample_video_path
 from tests.test_io import CT5N
 from tests.conftest import real_photos
@@ -183,16 +182,16 @@ def test_letterbox_maps_boxes():
 
 @pytest.mark.parametrize("module", [
     "medzoo.io.atomic", "medzoo.io.dicom", "medzoo.io.image", "medzoo.io.video", "medzoo.io.volume",
-    "medzoo.data.augment", "medzoo.data.datasets", "medzoo.data.preprocess", "medzoo.data.sequences",
+    "medzoo.data.augment", "medzoo.data.datasets", "medzoo.data.preprocess", "medzoo.systems.ct.sequences",
     "medzoo.data.splits", "medzoo.data.video", "medzoo.export.sidecar", "medzoo.export.api",
     "medzoo.evaluate.metrics", "medzoo.evaluate.aggregate", "medzoo.evaluate.stats",
     "medzoo.train.config", "medzoo.train.strategy", "medzoo.bench.throughput",
     "medzoo.bench.flops", "medzoo.bench.latency", "medzoo.bench.report", "medzoo.bench.tradeoff",
     "medzoo.models.torch_weights", "medzoo.models.ported_backbones", "medzoo.models.registry",
-    "medzoo.data.labelled_sets", "medzoo.data.samples", "medzoo.io.slide", "medzoo.data.tiles",
-    "medzoo.data.slide_tiling", "medzoo.pipelines.slide", "medzoo.export.runners", "medzoo.lazy",
+    "medzoo.data.labelled_sets", "medzoo.data.samples", "medzoo.io.slide", "medzoo.systems.slide.tiles",
+    "medzoo.systems.slide.tiling", "medzoo.systems.slide.pipeline", "medzoo.export.formats", "medzoo.lazy",
     "medzoo.io.limits", "medzoo.io.checkpoint", "medzoo.io.tables", "medzoo.data.clips", "medzoo.data.sources",
-    "medzoo.runs", "medzoo.data.recipe", "medzoo.data.clip_augment", "medzoo.data.public_sets", "medzoo.io.figures",
+    "medzoo.runs", "medzoo.data.recipe", "medzoo.data.clip_augment", "medzoo.systems.video.public_sets", "medzoo.io.figures",
     "medzoo.train.history", "medzoo.evaluate.run",
 ])
 def test_docstring_examples_run(module):

@@ -332,7 +332,7 @@ def test_a_crashing_decoder_fails_one_file_and_the_batch_goes_on(tmp_path):
 
 
 def test_the_named_model_is_the_one_that_runs_and_is_logged(tmp_path):
-    from medzoo.pipelines.predict import Predictor, predict_files
+    from medzoo.predict import Predictor, predict_files
     from medzoo.runs import model_version
 
     inputs = keras.Input((4, 4, 3))
@@ -421,13 +421,14 @@ def test_experiment_paths_stay_inside_out_and_nothing_is_claimed_unwritten(tmp_p
 def test_an_export_whose_runner_output_is_perturbed_is_refused(tmp_path, monkeypatch, format, quantization, shift,
                                                                reason):
     """The gate itself, end to end: the real artifact is written, its runner's outputs are nudged, export refuses."""
-    import medzoo.export.api as api
-    from medzoo.export import ParityError, export
+    import dataclasses
+
+    from medzoo.export import ARTIFACTS, ParityError, export
 
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs / 255.0)))
     x = np.random.default_rng(0).uniform(0, 255, (200, 8, 8, 3)).astype(np.float32)
-    real_writer = api.WRITERS[format]
+    real_writer = ARTIFACTS[format].writer
 
     def perturbed_writer(model, staged, options):
         runner, details = real_writer(model, staged, options)
@@ -441,8 +442,8 @@ def test_an_export_whose_runner_output_is_perturbed_is_refused(tmp_path, monkeyp
 
         return nudged, details
 
-    monkeypatch.setitem(api.WRITERS, format, perturbed_writer)
-    out = str(tmp_path / f"model.{'onnx' if format == 'onnx' else 'tflite'}")
+    monkeypatch.setitem(ARTIFACTS, format, dataclasses.replace(ARTIFACTS[format], writer=perturbed_writer))
+    out = str(tmp_path / f"model{ARTIFACTS[format].suffix}")
     with pytest.raises(ParityError, match=reason):
         export(model, out, format=format, quantization=quantization, validation_data=x, representative_data=x,
                isolate=False, compare_speed=False)  # fmt: skip

@@ -12,10 +12,10 @@ import tifffile
 from medzoo import InputError
 from medzoo.cli import main
 from medzoo.data.samples import sample_slide_path
-from medzoo.data.tiles import slide_tiles, tile_grid, tissue_threshold
+from medzoo.systems.slide.tiles import slide_tiles, tile_grid, tissue_threshold
 from medzoo.io import open_slide, slide_thumbnail, write_pyramid
 from medzoo.io.slide import array_tiles
-from medzoo.pipelines.slide import SlidePipeline, score_patients
+from medzoo.systems.slide.pipeline import SlidePipeline, score_patients
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,7 @@ def test_the_config_holds_s5s_six_candidates_and_bad_settings_are_named():
     from medzoo.models import get_model_info
     from medzoo.models.backbones import BACKBONES
     from medzoo.train.config import read_config_file
-    from medzoo.train.study import candidate_config, study_settings
+    from medzoo.systems.slide.study import candidate_config, study_settings
 
     settings, config = study_settings(read_config_file(CONFIG))
     assert (settings["trials"], settings["folds"], settings["fold_by"]) == (50, 5, "patient")
@@ -139,7 +139,7 @@ def test_the_config_holds_s5s_six_candidates_and_bad_settings_are_named():
 
 def test_folds_by_centre_hold_out_whole_centres(tmp_path):
     from medzoo.io import write_csv
-    from medzoo.train.study import tile_table, write_folds
+    from medzoo.systems.slide.study import tile_table, write_folds
 
     rows = [{"path": f"t{i}.png", "label": ("CE", "LAA")[i % 2], "id": f"p{i % 12}", "slide": f"s{i % 12}",
              "centre": f"c{i % 12 // 2}"} for i in range(48)]  # fmt: skip

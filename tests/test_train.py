@@ -127,13 +127,13 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(backend, image_folder
 
 LOAD_RUN = textwrap.dedent("""
     import sys
-    sys.path.insert(0, {repo!r})
-    from medzoo.bench.compile_time import compile_breakdown
+    sys.path[:0] = [{repo!r}, {repo!r} + "/benchmarks"]
+    from research.compile_time import compile_breakdown
     from medzoo.runs import RunFolder
     run = RunFolder(sys.argv[1])
     if sys.argv[2] == "train":  # as fit does: the compile cache on, then the model built
         from medzoo.models import create_model
-        from medzoo.train.compile_cache import enable_compile_cache
+        from medzoo.compile_cache import enable_compile_cache
         enable_compile_cache()
         run.create().save_model(create_model("transfer_classifier", input_shape=(32, 32, 3)))
     else:

@@ -273,7 +273,7 @@ def test_s1_recipes_hold_the_papers_settings():
 
 
 def test_the_video_demos_stand_in_classes_differ_only_by_compression(tmp_path):
-    from medzoo.pipelines.video import write_stand_in_videos
+    from medzoo.systems.video.pipeline import write_stand_in_videos
 
     clips = write_stand_in_videos(str(tmp_path))
     pristine = sorted(os.listdir(tmp_path / "pristine"))

@@ -18,7 +18,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="folder for train.csv and test.csv")
     args = parser.parse_args(argv)
 
-    from medzoo.data.public_sets import celeb_df_rows, write_manifests
+    from medzoo.systems.video.public_sets import celeb_df_rows, write_manifests
     from medzoo.errors import InputError
 
     try:

@@ -14,8 +14,8 @@ import sys
 
 
 def main(argv=None):
-    from medzoo.data.ct_ich import SOURCES
-    from medzoo.data.sequences import FILLS
+    from medzoo.systems.ct.ct_ich import SOURCES
+    from medzoo.systems.ct.sequences import FILLS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="the CT-ICH folder (hemorrhage_diagnosis.csv, Patients_CT/, ct_scans/)")
@@ -26,7 +26,7 @@ def main(argv=None):
     parser.add_argument("--source", choices=SOURCES, default="jpg", help="brain-window JPGs or NIfTI volumes")
     args = parser.parse_args(argv)
 
-    from medzoo.data.ct_ich import prepare_ct_ich
+    from medzoo.systems.ct.ct_ich import prepare_ct_ich
     from medzoo.errors import InputError
 
     try:

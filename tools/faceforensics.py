@@ -13,7 +13,7 @@ import sys
 
 
 def main(argv=None):
-    from medzoo.data.public_sets import FF_METHODS
+    from medzoo.systems.video.public_sets import FF_METHODS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="FaceForensics++ folder (original_sequences/, manipulated_sequences/[, splits/])")
@@ -23,7 +23,7 @@ def main(argv=None):
                         help="manipulations to include (default: all present)")
     args = parser.parse_args(argv)
 
-    from medzoo.data.public_sets import faceforensics_rows, write_manifests
+    from medzoo.systems.video.public_sets import faceforensics_rows, write_manifests
     from medzoo.errors import InputError
 
     try:

@@ -22,7 +22,7 @@ def main(argv=None):
     parser.add_argument("--tiles", help="the tiles.csv `medzoo tile` wrote for train/ (adds origin_tiles.csv)")
     args = parser.parse_args(argv)
 
-    from medzoo.data.strip_ai import write_strip_ai
+    from medzoo.systems.slide.strip_ai import write_strip_ai
     from medzoo.errors import InputError
 
     try:

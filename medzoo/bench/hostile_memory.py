@@ -23,7 +23,8 @@ import time
 def read_as(entry_point, path):
     """Reads `path` through the medzoo entry point named `entry_point` (a medzoo.io reader or one below)."""
     import medzoo.io as medzoo_io
-    from medzoo.data.datasets import load_image_file, read_manifest
+    from medzoo.data.datasets import read_manifest
+    from medzoo.data.recipe import Recipe
     from medzoo.data.video import load_video_clip
     from medzoo.evaluate.experiment import experiment_settings
     from medzoo.models.registry import load_model
@@ -32,7 +33,7 @@ def read_as(entry_point, path):
 
     readers = {
         "load_model": load_model,
-        "load_image_file": lambda file: load_image_file(file, 224),
+        "Recipe.load": Recipe((224, 224, 3)).load,
         "load_video_clip": lambda file: load_video_clip(file, 4, 32),
         "read_manifest": read_manifest,
         "resolve_config": resolve_config,

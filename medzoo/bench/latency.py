@@ -4,71 +4,10 @@ import time
 
 import numpy as np
 
-
-def time_calls(call, warmup=10, runs=50):
-    """Times `call()` and returns latency statistics in milliseconds.
-
-    Args:
-        call: callable with no arguments, one inference.
-        warmup: int. Untimed calls first. Defaults to 10.
-        runs: int. Timed calls. Defaults to 50.
-
-    Returns:
-        dict with first_ms (the first call), p50_ms, p90_ms, p99_ms, mean_ms,
-        std_ms and runs.
-
-    Example:
-        >>> stats = time_calls(lambda: sum(range(1000)), warmup=1, runs=5)
-        >>> stats["p50_ms"] <= stats["p90_ms"]
-        True
-    """
-    if runs < 1:
-        raise ValueError(f"runs must be >= 1, got {runs!r}.")
-    start = time.perf_counter()
-    call()
-    first_ms = (time.perf_counter() - start) * 1e3
-    for _ in range(warmup):
-        call()
-    times = np.empty(runs)
-    for index in range(runs):
-        start = time.perf_counter()
-        call()
-        times[index] = (time.perf_counter() - start) * 1e3
-    return {
-        "first_ms": first_ms,
-        "p50_ms": float(np.percentile(times, 50)),
-        "p90_ms": float(np.percentile(times, 90)),
-        "p99_ms": float(np.percentile(times, 99)),
-        "mean_ms": float(times.mean()),
-        "std_ms": float(times.std()),
-        "runs": runs,
-    }
-
-
-def peak_rss_mb():
-    """This process's peak resident memory in MiB.
-
-    Linux's VmHWM is per address space, so a fresh child does not inherit its
-    parent's peak (ru_maxrss does, across fork + exec).
-
-    Example:
-        >>> peak_rss_mb() > 0
-        True
-    """
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from medzoo.machine import peak_rss_mb, time_calls
 
 
 RUNTIMES = ("keras", "keras_call", "litert", "onnxruntime")
-_SUFFIX_RUNTIMES = {".tflite": "litert", ".onnx": "onnxruntime", ".keras": "keras"}
 
 
 def _set_tensorflow_threads(threads):
@@ -131,10 +70,11 @@ def latency(model_or_artifact, runtime=None, threads=None, batch=1, warmup=10, r
     """
     import os
 
+    from medzoo.export.formats import artifact_format
+
     is_path = isinstance(model_or_artifact, str)
     if runtime is None:
-        suffix = os.path.splitext(model_or_artifact)[1] if is_path else ".keras"
-        runtime = _SUFFIX_RUNTIMES.get(suffix, "keras")
+        runtime = getattr(artifact_format(model_or_artifact) if is_path else None, "runtime", "keras")
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}.")
     if is_path and not os.path.exists(model_or_artifact):

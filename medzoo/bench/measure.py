@@ -16,7 +16,8 @@ import sys
 import numpy as np
 
 from medzoo.bench.flops import sgemm_gflops
-from medzoo.bench.latency import latency, peak_rss_mb, time_calls
+from medzoo.machine import peak_rss_mb, time_calls
+from medzoo.bench.latency import latency
 
 
 def _streaming_latency(directory, steps, threads, runs, warmup):

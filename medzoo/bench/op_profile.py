@@ -18,7 +18,7 @@ import tempfile
 
 import numpy as np
 
-from medzoo.bench.latency import time_calls
+from medzoo.machine import time_calls
 
 
 def _litert_op_name(model, op):
@@ -207,7 +207,13 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--top", type=int, default=15, help="slowest single ops to list (default 15)")
     args = parser.parse_args(argv)
-    profile = litert_op_profile if args.path.endswith(".tflite") else onnxruntime_op_profile
+    from medzoo.export.formats import artifact_format
+
+    runtime = getattr(artifact_format(args.path), "runtime", None)
+    profiles = {"litert": litert_op_profile, "onnxruntime": onnxruntime_op_profile}
+    if runtime not in profiles or os.path.isdir(args.path):
+        parser.error(f"{args.path}: not a .tflite or .onnx file")
+    profile = profiles[runtime]
     rows = profile(args.path, threads=args.threads, runs=args.runs)
     print(f"{args.path} (threads {args.threads}): " + "\n".join(describe(rows, args.top)))
     return 0

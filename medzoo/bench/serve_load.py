@@ -28,7 +28,7 @@ def untrained_run(out_dir, model_name, labels, **model_kwargs):
 
     Its answers mean nothing; its cost is the real model's (what a load test measures).
     """
-    from medzoo.data.recipe import make_recipe
+    from medzoo.data.recipe import Recipe
     from medzoo.data.samples import sample_photos
     from medzoo.models import create_model
     from medzoo.runs import RunFolder
@@ -39,14 +39,14 @@ def untrained_run(out_dir, model_name, labels, **model_kwargs):
     shape = tuple(model.inputs[0].shape[1:])
     recompute_batchnorm_statistics(model, [sample_photos(shape[0], 8)])
     run.save_model(model)
-    run.write_recipe(make_recipe(shape))
+    run.write_recipe(Recipe(shape))
     run.write_labels(labels)
     return run.path
 
 
 def time_grad_cam(run_dir, runs=3):
     """Seconds per Grad-CAM of the run's model, eager (`grad_cam`) and compiled (`GradCam`), and their largest difference."""
-    from medzoo.bench.latency import time_calls
+    from medzoo.machine import time_calls
     from medzoo.data.samples import sample_photos
     from medzoo.explain.grad_cam import GradCam, grad_cam
     from medzoo.runs import RunFolder

@@ -1,6 +1,6 @@
-"""Datasets: files -> tf.data element dicts, splits by patient, augmentation, video and CT sequences.
+"""Datasets: files -> tf.data element dicts, splits by patient, augmentation, video clips.
 
-Names load on first use, so `medzoo.data.tiles` (slides, no TensorFlow) stays light.
+Names load on first use, so importing `medzoo.data` does not import TensorFlow.
 """
 
 from medzoo.lazy import lazy_attributes
@@ -10,12 +10,11 @@ _SOURCES = {
     "augment_dataset": "augment", "augmenter": "augment",
     "LabelMap": "datasets", "class_weights": "datasets", "folder_dataset": "datasets",
     "image_dataset": "datasets", "manifest_dataset": "datasets", "oversample": "datasets",
-    "read_ct_sequence": "sequences", "sequence_dataset": "sequences", "slice_dataset": "sequences",
     "kfold_by_id": "splits", "split_by_id": "splits",
     "clip_dataset": "clips", "read_records": "sources", "source_dataset": "sources",
-    "make_recipe": "recipe", "load_input": "recipe",
+    "Recipe": "recipe",
     "FaceCropper": "video", "load_video_clip": "video", "sample_frame_indices": "video",
-    "prepare_videos": "video_cache", "video_dataset": "video_cache",
+    "prepare_videos": "video_cache", "video_dataset": "sources",
 }  # fmt: skip
 
 __all__ = sorted(_SOURCES)

@@ -13,9 +13,8 @@ import numpy as np
 from medzoo.data.boxes import COORDINATES
 from medzoo.errors import InputError
 from medzoo.io.atomic import write_bytes_atomic
+from medzoo.io.formats import suffixes as format_suffixes
 from medzoo.io.tables import read_csv_rows, read_labels
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
 
 
 class LabelMap:
@@ -54,7 +53,7 @@ class LabelMap:
         return cls.from_names(read_labels(path))
 
 
-def scan_class_folders(root, suffixes=IMAGE_SUFFIXES):
+def scan_class_folders(root, suffixes=None):
     """Lists a folder of class folders: (paths, label names, ids = file names without suffix).
 
     Example:
@@ -68,6 +67,7 @@ def scan_class_folders(root, suffixes=IMAGE_SUFFIXES):
     """
     if not os.path.isdir(root):
         raise InputError(f"{root}: not a folder of class folders.")
+    suffixes = suffixes or format_suffixes("image")
     paths, labels, ids = [], [], []
     for label in sorted(os.listdir(root)):
         folder = os.path.join(root, label)
@@ -91,12 +91,9 @@ def read_manifest(path):
     reads (image, DICOM, video, cache, slide, NIfTI). Columns: path, label,
     id (optional: defaults to the file name), and x1, y1, x2, y2 for one box per row.
     """
-    from medzoo.data.slide_tiling import SLIDE_SUFFIXES
-    from medzoo.data.video_cache import VIDEO_SUFFIXES
-
     rows = read_csv_rows(path, ("path", "label"), "manifest")
     base = os.path.dirname(os.path.abspath(path))
-    readable = tuple(dict.fromkeys(IMAGE_SUFFIXES + VIDEO_SUFFIXES + SLIDE_SUFFIXES + (".npz", ".nii", ".nii.gz")))
+    readable = format_suffixes()
     records = {
         "path": [_manifest_path(path, base, number, row["path"], readable)
                  for number, row in enumerate(rows, start=2)],  # fmt: skip
@@ -128,37 +125,6 @@ def _number(path, line, row, column):
         return float(row[column])
     except (TypeError, ValueError) as error:
         raise InputError(f"{path}: line {line} has a bad {column} value {row[column]!r}.") from error
-
-
-def load_image_file(path, size, window=None):
-    """One image file (PNG/JPEG/.../DICOM) -> ((size, size, 3) float32 0..255, (H, W) original).
-
-    DICOM goes through `read_dicom` with `window` (None: its own min-max).
-    """
-    import cv2
-
-    from medzoo.data.preprocess import min_max_normalize
-    from medzoo.io.dicom import read_dicom
-    from medzoo.io.image import read_image
-
-    # One float32 copy of the decoded samples at most (what max_decoded_bytes charges): scaling
-    # is in place, and gray becomes three channels after resizing, not before.
-    if path.lower().endswith(".dcm"):
-        image = read_dicom(path, window=window)
-        image = image if window is not None else min_max_normalize(image, out=image)
-        image *= 255.0
-        image = image[..., None] if image.ndim == 2 else image
-    else:
-        stored = read_image(path)
-        image = stored.astype(np.float32)
-        if stored.max() > 255:  # 16-bit: scale to 0..255
-            image *= 255.0 / 65535.0
-        del stored
-    resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-    resized = resized.reshape(size, size, -1)
-    if resized.shape[-1] == 1:
-        resized = np.repeat(resized, 3, axis=-1)
-    return resized, np.array(image.shape[:2], np.float32)
 
 
 def oversample(labels, seed=0):
@@ -203,6 +169,7 @@ def image_dataset(
     boxes=None,
     window=None,
     cache=True,
+    recipe=None,
 ):
     """A tf.data pipeline over image files: decode -> resize -> cache -> shuffle -> augment -> batch.
 
@@ -222,6 +189,9 @@ def image_dataset(
         boxes: (N, 4) absolute xyxy boxes in the original pixels, or None. Defaults to None.
         window: DICOM window for .dcm files (see `medzoo.io.read_dicom`). Defaults to None.
         cache: bool or str. Cache decoded images in memory (True) or in a file. Defaults to True.
+        recipe: `medzoo.data.recipe.Recipe` or None. Decodes each file; when given,
+            `image_size` and `window` are its own. Defaults to None (a recipe of
+            `image_size` and `window`).
 
     Returns:
         tf.data.Dataset of {"image" (B, S, S, 3) float32 0..255, "label", "id"[, "boxes"]}.
@@ -229,9 +199,13 @@ def image_dataset(
     import tensorflow as tf
 
     from medzoo.data.augment import augment_dataset
+    from medzoo.data.recipe import Recipe
 
     if not (len(paths) == len(labels) == len(ids)):
         raise ValueError(f"{len(paths)} paths, {len(labels)} labels and {len(ids)} ids differ in length.")
+    recipe = recipe or Recipe((image_size, image_size, 3), window=window)
+    if recipe.kind != "image":
+        raise ValueError(f"image_dataset takes an image recipe; got input_shape {recipe.input_shape}.")
     columns = {
         "path": np.asarray(paths, str),
         "label": np.asarray(labels, np.int32),
@@ -241,16 +215,17 @@ def image_dataset(
         columns["boxes"] = np.asarray(boxes, np.float32).reshape(len(paths), -1, 4)
 
     def decode(path):
-        return load_image_file(path.decode(), image_size, window)
+        image, details = recipe.load(path.decode())
+        return image, np.array(details.get("original_size", image.shape[:2]), np.float32)
 
     def load(element):
         image, original = tf.numpy_function(
             decode, [element["path"]], (tf.float32, tf.float32), stateful=False
         )
-        image.set_shape((image_size, image_size, 3))
+        image.set_shape(recipe.input_shape)
         out = {"image": image, "label": element["label"], "id": element["id"]}
         if boxes is not None:  # boxes follow the resize: x by width, y by height
-            scale = image_size / original[::-1]
+            scale = np.array(recipe.input_shape[1::-1], np.float32) / original[::-1]
             out["boxes"] = element["boxes"] * tf.tile(scale, [2])
         return out
 

@@ -79,7 +79,8 @@ def image_folder_or_manifest(path, size):
         ...
         medzoo.errors.InputError: /no/such/folder: not a folder of class folders.
     """
-    from medzoo.data.datasets import LabelMap, load_image_file, read_manifest, scan_class_folders
+    from medzoo.data.datasets import LabelMap, read_manifest, scan_class_folders
+    from medzoo.data.recipe import Recipe
 
     if os.path.isfile(path):
         records = read_manifest(path)
@@ -89,6 +90,7 @@ def image_folder_or_manifest(path, size):
     if not paths:
         raise InputError(f"{path}: no images found.")
     label_map = LabelMap(names)
-    images = np.stack([load_image_file(item, size)[0] for item in paths]).round().astype(np.uint8)
+    recipe = Recipe((size, size, 3))
+    images = np.stack([recipe.load(item)[0] for item in paths]).round().astype(np.uint8)
     labels = np.asarray(label_map.indices(names), np.int64)
     return images, labels, np.asarray(ids), list(label_map.names)

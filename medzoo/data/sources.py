@@ -9,11 +9,11 @@ shape says which one it takes.
 
 import os
 
-from medzoo.data.datasets import IMAGE_SUFFIXES, read_manifest, scan_class_folders
-from medzoo.data.video_cache import MANIFEST_FILE, VIDEO_SUFFIXES
+from medzoo.data.datasets import read_manifest, scan_class_folders
+from medzoo.data.video_cache import MANIFEST_FILE
+from medzoo.io.clip_cache import read_cached_clip
 from medzoo.errors import InputError
-
-CLIP_SUFFIXES = VIDEO_SUFFIXES + (".npz",)
+from medzoo.io.formats import format_of, suffixes
 
 
 def read_records(source):
@@ -36,13 +36,13 @@ def read_records(source):
     if source.lower().endswith(".csv"):
         records = read_manifest(source)
     else:
-        paths, labels, ids = scan_class_folders(source, IMAGE_SUFFIXES + CLIP_SUFFIXES)
+        paths, labels, ids = scan_class_folders(source, suffixes("image", "clip"))
         records = {"path": paths, "label": labels, "id": ids}
     return records, _kind(source, records["path"])
 
 
 def _kind(source, paths):
-    clips = [path.lower().endswith(CLIP_SUFFIXES) for path in paths]
+    clips = [getattr(format_of(path), "kind", None) == "clip" for path in paths]
     if all(clips):
         return "clip"
     if not any(clips):
@@ -53,11 +53,11 @@ def _kind(source, paths):
 
 def check_kind(source, kind, recipe):
     """Raises InputError when a source's kind ("image" or "clip") is not what the recipe's model takes."""
-    if kind != recipe["kind"]:
-        need = "videos or a prepare-video cache" if recipe["kind"] == "clip" else "images"
+    if kind != recipe.kind:
+        need = "videos or a prepare-video cache" if recipe.kind == "clip" else "images"
         raise InputError(
-            f"{source}: holds {kind}s, but the model takes {recipe['kind']}s "
-            f"(input {tuple(recipe['input_shape'])}): give it {need}."
+            f"{source}: holds {kind}s, but the model takes {recipe.kind}s "
+            f"(input {recipe.input_shape}): give it {need}."
         )
 
 
@@ -70,12 +70,11 @@ def element_stream(records, label_indices, recipe):
     from medzoo.data.clips import clip_records, load_clips
     from medzoo.data.datasets import image_dataset
 
-    shape = recipe["input_shape"]
-    if recipe["kind"] == "clip":
+    if recipe.kind == "clip":
         base = clip_records(records["path"], label_indices, records["id"])
-        return base, lambda elements: load_clips(elements, shape[0], shape[1], recipe["frames"]["step"])
-    base = image_dataset(records["path"], label_indices, records["id"], image_size=shape[0], batch_size=None,
-                         window=recipe["window"], boxes=records.get("boxes"))  # fmt: skip
+        return base, lambda elements: load_clips(elements, recipe)
+    base = image_dataset(records["path"], label_indices, records["id"], batch_size=None, boxes=records.get("boxes"),
+                         recipe=recipe)  # fmt: skip
     return base, lambda elements: elements
 
 
@@ -91,9 +90,23 @@ def source_dataset(source, label_names, recipe, batch_size=32):
     check_kind(source, kind, recipe)
     label_map = LabelMap.from_names(label_names) if label_names else LabelMap(records["label"])
     base, decode = element_stream(records, label_map.indices(records["label"]), recipe)
-    return decode(base).batch(batch_size), inputs_key(recipe), label_map.names
+    return decode(base).batch(batch_size), recipe.inputs_key, label_map.names
 
 
-def inputs_key(recipe):
-    """The element key a recipe's inputs travel under: "frames" for clips, "image" for images."""
-    return "frames" if recipe["kind"] == "clip" else "image"
+def video_dataset(cache_dir, label_names=None, batch_size=8, shuffle=False, seed=0, augment=None):
+    """tf.data of {"frames" (T, S, S, 3) float32 0..255, "label", "id"} streamed from a prepare-video cache.
+
+    Labels are the class folders (or the cache's manifest.csv), mapped through
+    `label_names` (sorted names found when None); ids come from the manifest,
+    else the video's file name. T and S are the cache's own.
+    """
+    from medzoo.data.clips import clip_dataset
+    from medzoo.data.datasets import LabelMap
+
+    records, kind = read_records(cache_dir)
+    if kind != "clip":
+        raise InputError(f"{cache_dir}: not a video cache (it holds images); run `medzoo prepare-video` first.")
+    frames, _ = read_cached_clip(records["path"][0])
+    label_map = LabelMap.from_names(label_names) if label_names else LabelMap(records["label"])
+    return clip_dataset(records["path"], label_map.indices(records["label"]), records["id"], len(frames),
+                        frames.shape[1], batch_size, shuffle, seed, augment)  # fmt: skip

@@ -5,16 +5,12 @@ holds uint8 frames plus metadata (label, frame indices, which frames had a
 face), so training reads clips at memory speed.
 """
 
-import json
 import os
 
-import numpy as np
-
 from medzoo.errors import InputError
-from medzoo.io.atomic import atomic_path
-from medzoo.io.limits import read_npz
+from medzoo.io.clip_cache import write_cached_clip
+from medzoo.io.formats import BY_NAME
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 MANIFEST_FILE = "manifest.csv"
 
 
@@ -35,9 +31,9 @@ def list_videos(source):
     for folder, _, names in sorted(os.walk(source)):
         label = None if os.path.samefile(folder, source) else os.path.relpath(folder, source)
         found += [(os.path.join(folder, n), label, os.path.splitext(n)[0])
-                  for n in sorted(names) if n.lower().endswith(VIDEO_SUFFIXES)]  # fmt: skip
+                  for n in sorted(names) if n.lower().endswith(BY_NAME["video"].suffixes)]  # fmt: skip
     if not found:
-        raise InputError(f"{source}: no videos ({', '.join(VIDEO_SUFFIXES)}) found.")
+        raise InputError(f"{source}: no videos ({', '.join(BY_NAME['video'].suffixes)}) found.")
     return found
 
 
@@ -90,41 +86,3 @@ def prepare_videos(source, destination, num_frames=10, size=224, faces=False, fr
     if cached and all(row["label"] is not None for row in cached):
         write_csv(os.path.join(destination, MANIFEST_FILE), cached)
     return summary
-
-
-def write_cached_clip(path, frames, metadata):
-    """Writes (T, S, S, 3) 0..255 frames (rounded to uint8) and a metadata dict as a cache file, atomically."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path) as tmp:
-        np.savez(tmp, frames=np.round(frames).astype(np.uint8), metadata=json.dumps(metadata))
-
-
-def read_cached_clip(path):
-    """(frames uint8 (T, S, S, 3), metadata dict) from a prepare-video cache file."""
-    cached = read_npz(path, "video cache file")
-    if "frames" not in cached or "metadata" not in cached:
-        raise InputError(f"{path}: a video cache file needs 'frames' and 'metadata'; has {sorted(cached)}.")
-    try:
-        return cached["frames"], json.loads(str(cached["metadata"]))
-    except ValueError as error:
-        raise InputError(f"{path}: damaged cache metadata ({error}).") from error
-
-
-def video_dataset(cache_dir, label_names=None, batch_size=8, shuffle=False, seed=0, augment=None):
-    """tf.data of {"frames" (T, S, S, 3) float32 0..255, "label", "id"} streamed from a prepare-video cache.
-
-    Labels are the class folders (or the cache's manifest.csv), mapped through
-    `label_names` (sorted names found when None); ids come from the manifest,
-    else the video's file name. T and S are the cache's own.
-    """
-    from medzoo.data.clips import clip_dataset
-    from medzoo.data.datasets import LabelMap
-    from medzoo.data.sources import read_records
-
-    records, kind = read_records(cache_dir)
-    if kind != "clip":
-        raise InputError(f"{cache_dir}: not a video cache (it holds images); run `medzoo prepare-video` first.")
-    frames, _ = read_cached_clip(records["path"][0])
-    label_map = LabelMap.from_names(label_names) if label_names else LabelMap(records["label"])
-    return clip_dataset(records["path"], label_map.indices(records["label"]), records["id"], len(frames),
-                        frames.shape[1], batch_size, shuffle, seed, augment)  # fmt: skip

@@ -112,12 +112,12 @@ def evaluate_run(run_dir, data, out_dir=None, aggregate="mean", threshold_method
         report.md (per-class table, AUC, EER), predictions.csv (id, true label,
         class probabilities), roc.png, pr.png, confusion.png and patient_confusion.png.
     """
-    from medzoo.data.recipe import make_recipe
+    from medzoo.data.recipe import Recipe
     from medzoo.data.sources import source_dataset
 
     run, model_path = RunFolder.of(run_dir)
     model = run.load_model(model_path)
-    recipe = run.read_recipe() or make_recipe(model.inputs[0].shape[1:])
+    recipe = run.read_recipe() or Recipe(model.inputs[0].shape[1:])
     dataset, key, class_names = source_dataset(data, run.read_labels(), recipe, batch_size)
     probabilities, truths, ids = predict_batches(model, dataset, key)
     return evaluate_predictions(truths, probabilities, ids, class_names, run.evaluation_dir(out_dir),
@@ -126,15 +126,16 @@ def evaluate_run(run_dir, data, out_dir=None, aggregate="mean", threshold_method
 
 def evaluate_validation(run_dir, config=None, out_dir=None, aggregate="mean"):
     """Evaluates a run on its own validation split (the one `fit` drew by id), like `evaluate_run`."""
-    from medzoo.data.sources import element_stream, inputs_key
-    from medzoo.train.fit import load_training_data
+    from medzoo.data.sources import element_stream
+    from medzoo.data.training import training_records
 
     run = RunFolder(run_dir)
     model, recipe = run.load_model(), run.read_recipe()
-    _, val, _, _ = load_training_data(config or run.read_config(), recipe)
+    config = config or run.read_config()
+    _, val, _, _ = training_records(config["data"], config["seed"], recipe)
     if val is None:
         raise ValueError("the run has no validation split: set data.val or data.val_fraction.")
     base, decode = element_stream(val, val["label"], recipe)
-    probabilities, truths, ids = predict_batches(model, decode(base).batch(32), inputs_key(recipe))
+    probabilities, truths, ids = predict_batches(model, decode(base).batch(32), recipe.inputs_key)
     return evaluate_predictions(truths, probabilities, ids, run.read_labels(), run.evaluation_dir(out_dir), aggregate,
                                 model_version=model_version(run_dir))

@@ -4,7 +4,8 @@
 are its parts.
 """
 
-from medzoo.export.api import FORMATS, ParityError, export, take_samples
+from medzoo.export.api import ParityError, export, take_samples
+from medzoo.export.formats import ARTIFACTS, EXPORT_FORMATS, artifact_format
 from medzoo.export.litert import (
     LiteRTModel,
     UnsupportedOpsError,
@@ -21,7 +22,8 @@ from medzoo.export.streaming import StreamingClassifier, split_sequence_model
 from medzoo.export.worker import convert_to_litert_isolated
 
 __all__ = [
-    "FORMATS",
+    "ARTIFACTS",
+    "EXPORT_FORMATS",
     "LiteRTModel",
     "OnnxModel",
     "ParityError",
@@ -29,6 +31,7 @@ __all__ = [
     "SavedModelRunner",
     "StreamingClassifier",
     "UnsupportedOpsError",
+    "artifact_format",
     "check_builtin_only",
     "compare_outputs",
     "compare_with_float32",

@@ -11,13 +11,12 @@ import os
 
 import numpy as np
 
+from medzoo.export.formats import ARTIFACTS, EXPORT_FORMATS
 from medzoo.export.parity import compare_outputs, predicted_classes
 from medzoo.export.sidecar import decision_threshold, model_card
 from medzoo.io.atomic import replace_path, staging_path, write_bytes_atomic
 from medzoo.io.limits import check_finite
 
-FORMATS = ("litert", "onnx", "saved_model", "litert_streaming")
-SUFFIXES = {"litert": ".tflite", "onnx": ".onnx", "saved_model": "", "litert_streaming": ""}
 
 
 class ParityError(RuntimeError):
@@ -80,90 +79,6 @@ def class_indices(labels):
     if labels.ndim == 2 and labels.shape[1] > 1:
         return labels.argmax(axis=1)
     return labels.reshape(len(labels)).astype(int)
-
-
-def _write_litert(model, staged, options):
-    from medzoo.export.litert import LiteRTModel, convert_to_litert, litert_operators
-    from medzoo.export.worker import convert_to_litert_isolated
-
-    convert = convert_to_litert_isolated if options["isolate"] else convert_to_litert
-    flatbuffer = convert(
-        model,
-        quantization=options["quantization"],
-        representative_data=options["calibration"],
-        integer_io=options["integer_io"],
-    )
-    with open(staged, "wb") as handle:
-        handle.write(flatbuffer)
-    runner = LiteRTModel(staged)
-    details = {
-        "operators": litert_operators(flatbuffer),
-        "size_bytes": len(flatbuffer),
-        "artifact_input": {
-            "shape": runner.input["shape"].tolist(),
-            "dtype": np.dtype(runner.input["dtype"]).name,
-            "quantization": list(runner.input["quantization"]),
-        },
-        "artifact_output": {
-            "dtype": np.dtype(runner.output["dtype"]).name,
-            "quantization": list(runner.output["quantization"]),
-        },
-    }
-    return runner, details
-
-
-def _write_onnx(model, staged, options):
-    from medzoo.export.litert import UnsupportedOpsError
-    from medzoo.export.onnx import OnnxModel, convert_to_onnx
-
-    serialized = convert_to_onnx(model, opset=options["opset"])
-    with open(staged, "wb") as handle:
-        handle.write(serialized)
-    try:
-        runner = OnnxModel(staged)
-    except Exception as error:  # onnxruntime's load errors (InvalidGraph, ...) derive from Exception only
-        raise UnsupportedOpsError(f"tf2onnx wrote a graph of {model.name} that ONNX Runtime cannot load: "
-                                  f"{str(error)[:500]}") from error  # fmt: skip
-    return runner, {"opset": options["opset"], "size_bytes": len(serialized)}
-
-
-def _write_saved_model(model, staged, options):
-    from medzoo.export.saved_model import SavedModelRunner
-
-    model.export(staged, format="tf_saved_model", verbose=False)
-    return SavedModelRunner(staged), {"endpoint": "serve"}
-
-
-def _write_litert_streaming(model, staged, options):
-    from medzoo.export.streaming import (
-        ENCODER_FILE,
-        STEP_FILE,
-        StreamingClassifier,
-        split_sequence_model,
-    )
-
-    encoder, step = split_sequence_model(model)
-    os.makedirs(staged)
-    details = {}
-    calibration = options["calibration"]
-    frames = None if calibration is None else calibration.reshape((-1,) + calibration.shape[2:])
-    # Only the backbone is quantized: the recurrent step is tiny and keeps its
-    # state in float32, where int8 rounding would accumulate over frames.
-    for part, file_name, quantization in (
-        (encoder, ENCODER_FILE, options["quantization"]),
-        (step, STEP_FILE, None),
-    ):
-        part_options = {**options, "quantization": quantization, "calibration": frames}
-        _, details[file_name] = _write_litert(part, os.path.join(staged, file_name), part_options)
-    return StreamingClassifier(staged), {"parts": details}
-
-
-WRITERS = {
-    "litert": _write_litert,
-    "onnx": _write_onnx,
-    "saved_model": _write_saved_model,
-    "litert_streaming": _write_litert_streaming,
-}
 
 
 def check_parity(reference, candidate, labels, quantization, threshold, tolerances):
@@ -243,8 +158,8 @@ def export(
         validation_data: real inputs, ideally with labels, for the parity check.
             Defaults to None.
         labels: list of str or None. Class names for the sidecar. Defaults to None.
-        recipe: dict or None. The preprocessing recipe the model was trained
-            with (`medzoo.data.recipe`; a run's recipe.json); the sidecar
+        recipe: `medzoo.data.recipe.Recipe` (or its dict form) or None. The preprocessing
+            recipe the model was trained with (a run's recipe.json); the sidecar
             carries it for `medzoo predict` and the device runners. Defaults
             to None: the plain recipe of the model's input shape.
         integer_io: bool. With "int8", int8 input and output tensors and every op int8, for integer-only
@@ -284,8 +199,8 @@ def export(
         >>> export(model, "/tmp/model.onnx", format="onnx", validation_data=x)["status"]
         'verified'
     """
-    if format not in WRITERS:
-        raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
+    if format not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {EXPORT_FORMATS}, got {format!r}.")
     if quantization not in (None, "float16", "dynamic", "int8"):
         raise ValueError(
             f"quantization must be None, 'float16', 'dynamic' or 'int8', got {quantization!r}."
@@ -316,11 +231,13 @@ def export(
     for what, samples in (("parity samples", x_check), ("calibration samples", calibration)):
         if samples is not None:
             check_finite("export", what, samples)
-    from medzoo.data.recipe import check_recipe, make_recipe
+    from medzoo.data.recipe import Recipe
 
+    if isinstance(recipe, dict):
+        recipe = Recipe.from_dict(recipe)
     sidecar = {
         **model_card(model, labels),
-        "recipe": check_recipe(recipe, "recipe") if recipe else make_recipe(model.inputs[0].shape[1:]),
+        "recipe": (recipe or Recipe(model.inputs[0].shape[1:])).to_dict(),
         "format": format,
         "quantization": quantization or "float32",
         "integer_io": integer_io,
@@ -342,7 +259,7 @@ def export(
         "top1_agreement": top1_agreement,
     }
     with staging_path(out_path) as staged:
-        runner, details = WRITERS[format](model, staged, options)
+        runner, details = ARTIFACTS[format].writer(model, staged, options)
         parity, failure = check_parity(
             reference,
             runner(x_check),

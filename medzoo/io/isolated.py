@@ -36,6 +36,7 @@ from medzoo.errors import InputError
 from medzoo.io.limits import current_limits, set_limits
 
 IN_WORKER = "MEDZOO_DECODE_WORKER"
+WARM_MODULES = ("medzoo.io.dicom", "medzoo.io.video", "medzoo.data.recipe")  # what a worker imports while it waits
 _DEFAULT_WORKERS = os.cpu_count() or 1
 _state = {"workers": _DEFAULT_WORKERS, "idle": [], "slots": threading.BoundedSemaphore(_DEFAULT_WORKERS)}
 _lock = threading.Lock()
@@ -206,7 +207,7 @@ if __name__ == "__main__":
     answers = os.fdopen(os.dup(1), "wb")  # the answers' pipe; anything a codec prints goes to stderr
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    import medzoo.io.dicom  # noqa: F401  (warm: the codecs load before a request arrives)
-    import medzoo.io.video  # noqa: F401
+    for module in WARM_MODULES:  # by name, as requests name theirs: the codecs load before a request arrives
+        importlib.import_module(module)
 
     _serve(sys.stdin.buffer, answers)

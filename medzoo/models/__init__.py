@@ -1,5 +1,9 @@
 """Model builders (plain functional keras.Model) and the registry that names them."""
 
+from medzoo.backend import require_backend
+
+require_backend()  # one line naming the extra to install, before Keras fails deep inside
+
 from medzoo.models.backbones import BACKBONES, build_backbone, list_backbones
 from medzoo.models.box_localizer import build_box_localizer
 from medzoo.models.cnn_lstm import build_cnn_lstm

@@ -86,7 +86,7 @@ def build_video_transformer(
     tubelet_size = tuple(tubelet_size)
     if len(tubelet_size) != 3 or any(side % size for side, size in zip(input_shape[:3], tubelet_size)):
         raise ValueError(f"input_shape {input_shape} (T, H, W) must divide by tubelet_size {tubelet_size} "
-                         "(resample or pad a CT sequence to T: medzoo.data.sequences.slice_indices).")  # fmt: skip
+                         "(resample or pad a CT sequence to T: medzoo.systems.ct.sequences.slice_indices).")  # fmt: skip
     hidden = CONFIGS[config]["hidden_size"]
     grid = tuple(side // size for side, size in zip(input_shape[:3], tubelet_size))
     block = dict(num_heads=CONFIGS[config]["num_heads"], mlp_units=CONFIGS[config]["mlp_units"],

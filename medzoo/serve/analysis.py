@@ -24,18 +24,18 @@ class ServiceModel:
 
     def __init__(self, source, num_threads=None):
         from medzoo.explain.grad_cam import GradCam
-        from medzoo.export.runners import KerasRunner
-        from medzoo.pipelines.predict import Predictor
+        from medzoo.export.formats import KerasRunner
+        from medzoo.predict import Predictor
 
         source = os.path.realpath(str(source))  # a `current` link is followed once, at start-up
         self.predictor = Predictor(source, num_threads)
-        if self.predictor.recipe["kind"] != "image":
-            raise InputError(f"{source}: takes {self.predictor.recipe['kind']}s; the service serves image models.")
+        if self.predictor.recipe.kind != "image":
+            raise InputError(f"{source}: takes {self.predictor.recipe.kind}s; the service serves image models.")
         self.source, self.version = source, self.predictor.version
         self.keras_model = self.predictor.runner.model if isinstance(self.predictor.runner, KerasRunner) else None
         self._explain = GradCam(self.keras_model) if self.keras_model is not None else None
-        self.input_size = self.predictor.recipe["input_shape"][0]
-        self.window = self.predictor.recipe.get("window")
+        # An uploaded volume (NIfTI) is classified by its middle axial slice unless the run's recipe says otherwise.
+        self.recipe = self.predictor.recipe.replace(volume=self.predictor.recipe.volume or "middle_slice")
         self._lock = threading.Lock()
 
     @property

@@ -44,13 +44,12 @@ def read_feedback(feedback, data_dir=None):
 def _feedback_images(rows, recipe, folder):
     """Each reviewed upload decoded as the service saw it, written as a PNG; returns manifest rows."""
     from medzoo.io import write_image
-    from medzoo.serve.uploads import decode_upload, sniff_kind
+    from medzoo.serve.uploads import decode_upload
 
+    recipe = recipe.replace(volume=recipe.volume or "middle_slice")  # as the service decoded it
     written = []
     for row in rows:
-        with open(row["path"], "rb") as handle:
-            kind = sniff_kind(handle.read(352))
-        image, _ = decode_upload(row["path"], kind, recipe["input_shape"][0], recipe.get("window"))
+        image, _ = decode_upload(row["path"], recipe)
         path = write_image(os.path.join(folder, f"{row['id']}.png"), np.uint8(np.clip(np.round(image), 0, 255)))
         written.append({"path": path, "label": row["label"], "id": row["id"]})
     return written

@@ -124,12 +124,12 @@ class Service:
 
         digest, kind, _, (image, note) = store_upload(
             data, self.settings.data_dir, self.settings.max_upload_bytes,
-            lambda path, kind: decode_upload(path, kind, self.model.input_size, self.model.window))  # fmt: skip
+            lambda path, kind: decode_upload(path, self.model.recipe))  # fmt: skip
         result = self.model.analyse(image)
         prediction_id, created_at = uuid.uuid4().hex, utc_now()
         case = {"id": prediction_id, "created_at": iso_time(created_at), "user": user.username,
                 "file_name": display_name(file_name), "model_version": self.model.version,
-                "recipe": self.model.predictor.recipe, "input_sha256": digest, "note": note,
+                "recipe": self.model.recipe.to_dict(), "input_sha256": digest, "note": note,
                 "threshold": self.settings.review_threshold, **result}  # fmt: skip
         write_case_folder(self.case_folder(prediction_id), case, image, result["overlays"])
         prediction = self.db.add_prediction(
@@ -182,11 +182,11 @@ class Service:
 
 def feedback_rows(db, data_dir):
     """The retraining manifest of `db`'s reviewed cases (uploads under `data_dir`)."""
-    from medzoo.serve.uploads import SUFFIXES
+    from medzoo.serve.uploads import upload_path
 
     rows = []
     for prediction, review in db.reviewed_cases():
-        path = os.path.join(os.path.abspath(data_dir), "uploads", prediction.input_sha256 + SUFFIXES[prediction.input_kind])
+        path = upload_path(data_dir, prediction.input_sha256, prediction.input_kind)
         rows.append({"path": path, "label": review.label, "id": prediction.input_sha256,
                      "predicted": prediction.label, "prediction": prediction.id})  # fmt: skip
     return rows

@@ -19,6 +19,7 @@ DEFAULTS = {
         "balance": None,        # None, "oversample" or "class_weights"
         "window": None,         # DICOM window for .dcm images
         "frame_step": None,     # raw videos: every Nth frame from the start; None: spread (linspace)
+        "volume": None,         # image models: None refuses 3-D volumes (NIfTI); "middle_slice" takes the middle one
         "classes": None,        # class names in output order (S1: [real, fake]); None: sorted names
     },
     "optimizer": "adamw",       # adam, adamw, rmsprop, sgd
@@ -207,6 +208,7 @@ def validate_config(config):
 
     choice("data.augment", (None, *PRESETS))
     choice("data.balance", (None, "oversample", "class_weights"))
+    choice("data.volume", (None, "middle_slice"))
     number("data.frame_step", 0, integer=True, optional=True)
     classes = config["data"]["classes"]
     if classes is not None and (not isinstance(classes, list) or len(classes) < 2

@@ -52,75 +52,6 @@ def loss_and_metrics(model, loss="auto"):
     return loss, metrics
 
 
-def to_keras_pairs(dataset, inputs_key, class_weights=None):
-    """Maps medzoo element dicts to (inputs, labels[, sample weights]) for Keras."""
-    import tensorflow as tf
-
-    if class_weights is None:
-        return dataset.map(lambda e: (e[inputs_key], e["label"]))
-    table = tf.constant([class_weights[i] for i in range(len(class_weights))], tf.float32)
-    return dataset.map(lambda e: (e[inputs_key], e["label"], tf.gather(table, e["label"])))
-
-
-def epoch_stream(base, first_epoch, epochs, seed, size, batch_size, prepare):
-    """Batches of epochs first_epoch..epochs-1, each epoch shuffled by (seed, epoch) alone.
-
-    `prepare(elements, epoch_seed)` maps an epoch's shuffled elements to
-    batches. A resumed run therefore sees exactly the batches an
-    uninterrupted run would have seen from that epoch on, and no batch
-    straddles two epochs.
-    """
-    import tensorflow as tf
-
-    epoch_seeds = [seed * 100003 + epoch for epoch in range(first_epoch, epochs)]
-    per_epoch = [prepare(base.shuffle(size, seed=epoch_seed), epoch_seed) for epoch_seed in epoch_seeds]
-    steps = math.ceil(size / batch_size)
-    order = tf.data.Dataset.range(len(per_epoch)).flat_map(
-        lambda index: tf.data.Dataset.from_tensors(index).repeat(steps)
-    )
-    return tf.data.Dataset.choose_from_datasets(per_epoch, order)
-
-
-def load_training_data(config, recipe=None):
-    """(train records, val records or None, label names, kind) from config["data"].
-
-    Records are dicts of path, label (int indices), id[, boxes]; kind is
-    "image" or "clip" (checked against `recipe` when given). Without
-    data.val, val_fraction of the train ids is split off by id (no id in both).
-    """
-    from medzoo.data.datasets import LabelMap
-    from medzoo.data.sources import check_kind, read_records
-    from medzoo.data.splits import split_by_id
-    from medzoo.errors import InputError
-
-    data = config["data"]
-    if data["train"] is None:
-        raise InputError("config data.train is required (folder of class folders, CSV manifest or video cache).")
-    train, kind = read_records(data["train"])
-    if recipe is not None:
-        check_kind(data["train"], kind, recipe)
-    val = None
-    if data["val"] is not None:
-        val, val_kind = read_records(data["val"])
-        if val_kind != kind:
-            raise InputError(f"{data['val']}: holds {val_kind}s but data.train holds {kind}s.")
-    elif data["val_fraction"]:
-        if len(set(train["id"])) < 2:
-            raise InputError(f"{data['train']}: {len(set(train['id']))} id cannot be split into train and "
-                             "validation: add data, set data.val, or data.val_fraction=0.")
-        parts = split_by_id(train["id"], train["label"], (1 - data["val_fraction"], data["val_fraction"], 0.0),
-                            seed=config["seed"])  # fmt: skip
-        val, train = (_select(train, parts["val"]), _select(train, parts["train"]))
-    label_map = LabelMap.from_names(data["classes"]) if data["classes"] else LabelMap(train["label"])
-    encode = lambda part: {**part, "label": label_map.indices(part["label"])}  # noqa: E731
-    return encode(train), (encode(val) if val else None), label_map.names, kind
-
-
-def _select(records, indices):
-    return {key: (values[indices] if isinstance(values, np.ndarray) else [values[i] for i in indices])
-            for key, values in records.items()}  # fmt: skip
-
-
 def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1):
     """Trains `config["model"]` into `run_dir`; a killed run resumes when called again.
 
@@ -138,7 +69,7 @@ def fit(config, run_dir, train_data=None, val_data=None, callbacks=(), verbose=1
     """
     import keras
 
-    from medzoo.train.compile_cache import enable_compile_cache
+    from medzoo.compile_cache import enable_compile_cache
     from medzoo.train.config import DEFAULTS, merge, validate_config
     from medzoo.train.precision import choose_policy
 
@@ -161,9 +92,9 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
     import keras
     import tensorflow as tf
 
-    from medzoo.data.datasets import class_weights, oversample
-    from medzoo.data.recipe import make_recipe, recipe_of_cache
-    from medzoo.data.sources import element_stream, inputs_key
+    from medzoo.data.datasets import class_weights
+    from medzoo.data.recipe import Recipe
+    from medzoo.data.training import epoch_stream, to_keras_pairs, training_data
     from medzoo.models import create_model
     from medzoo.models.backbones import BACKBONES, set_backbone_trainable
     from medzoo.models.common import iter_layers
@@ -181,21 +112,19 @@ def _fit(config, run, train_data, val_data, callbacks, verbose):
             _load_initial_weights(model, config["initial_weights"])
     check_model_policy(model, keras.mixed_precision.global_policy().name)
     input_shape = tuple(model.inputs[0].shape[1:])
-    recipe = make_recipe(input_shape, window=config["data"]["window"], frame_step=config["data"]["frame_step"])
+    data = config["data"]
+    recipe = Recipe(input_shape, window=data["window"], frame_step=data["frame_step"] if len(input_shape) == 4 else None,
+                    volume=data["volume"])  # fmt: skip
     decode = lambda elements: elements  # noqa: E731
 
     labels_names = None
     if train_data is None:
-        train, val, labels_names, _ = load_training_data(config, recipe)
-        recipe = recipe_of_cache(train["path"][0], recipe) if recipe["kind"] == "clip" else recipe
-        if config["data"]["balance"] == "oversample":
-            train = _select(train, oversample(train["label"], seed=config["seed"]))
-        train_data, decode = element_stream(train, train["label"], recipe)
-        val_data = element_stream(val, val["label"], recipe)[0] if val else None
-        train_labels = np.asarray(train["label"])
+        prepared = training_data(data, config["seed"], recipe)
+        train_data, val_data, decode, recipe = prepared.train, prepared.val, prepared.decode, prepared.recipe
+        train_labels, labels_names = prepared.labels, prepared.names
     else:
         train_labels = np.array([int(e["label"]) for e in train_data])
-    kind, key = recipe["kind"], inputs_key(recipe)
+    kind, key = recipe.kind, recipe.inputs_key
     run.write_recipe(recipe)
     weights = class_weights(train_labels) if config["data"]["balance"] == "class_weights" else None
     size = len(train_labels)

@@ -10,10 +10,11 @@ import numpy as np
 
 from medzoo.data.video import sample_frame_indices
 from medzoo.errors import InputError
+from medzoo.io.formats import format_of
 
 DEFAULT_WINDOWS = ("brain", "subdural", "bone")
 FILLS = ("resample", "pad")
-SLICE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+SLICE_FORMATS = ("png", "jpeg", "tiff", "bmp")  # a folder of slice images (DICOM series go through read_volume)
 
 
 def window_channels(slice_values, windows=DEFAULT_WINDOWS):
@@ -38,7 +39,7 @@ def read_slices(source):
     from medzoo.io.volume import read_volume
 
     if os.path.isdir(source):
-        images = sorted(n for n in os.listdir(source) if n.lower().endswith(SLICE_SUFFIXES))
+        images = sorted(n for n in os.listdir(source) if getattr(format_of(n), "name", None) in SLICE_FORMATS)
         if images:
             slices = [read_image(os.path.join(source, name))[..., 0] for name in images]
             return np.stack(slices).astype(np.float32), False

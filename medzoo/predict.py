@@ -10,8 +10,6 @@ import os
 
 import numpy as np
 
-from medzoo.data.datasets import IMAGE_SUFFIXES
-from medzoo.data.sources import CLIP_SUFFIXES
 from medzoo.errors import InputError
 
 
@@ -25,25 +23,20 @@ class Predictor:
     """
 
     def __init__(self, source, num_threads=None):
-        from medzoo.data.recipe import check_recipe, make_recipe
+        from medzoo.data.recipe import Recipe
         from medzoo.runs import model_version
+
+        from medzoo.export.formats import artifact_format
 
         source = str(source)
         self.source = source
-        if os.path.isdir(source) and os.path.isfile(source.rstrip("/") + ".json"):  # a streaming export
-            from medzoo.export.streaming import StreamingClassifier
-
+        artifact = artifact_format(source)
+        if artifact is not None and artifact.name != "keras":  # an export: its sidecar has the recipe and labels
             sidecar = _read_sidecar(source)
-            self.runner = StreamingClassifier(source, num_threads)
-            input_shape, recipe = sidecar["input"]["shape"][1:], sidecar.get("recipe")
-        elif source.lower().endswith((".tflite", ".onnx")):
-            from medzoo.export.runners import load_runner
-
-            sidecar = _read_sidecar(source)
-            self.runner = load_runner(source, num_threads)
-            input_shape, recipe = self.runner.input_shape, sidecar.get("recipe")
+            self.runner = artifact.open(source, num_threads)
+            input_shape, recipe = tuple(sidecar["input"]["shape"][1:]), sidecar.get("recipe")
         else:
-            from medzoo.export.runners import KerasRunner
+            from medzoo.export.formats import KerasRunner
             from medzoo.export.sidecar import decision_threshold
             from medzoo.runs import RunFolder
 
@@ -53,24 +46,24 @@ class Predictor:
             input_shape, recipe = self.runner.input_shape, run.read_recipe()
             sidecar = {"labels": run.read_labels(), "output": {"decision_threshold": decision_threshold(model)}}
         self.version = model_version(source)  # the file that answers, by content
-        self.recipe = check_recipe(recipe, source) if recipe else make_recipe(input_shape)
+        if isinstance(recipe, dict):
+            recipe = Recipe.from_dict(recipe, f"{source}'s sidecar")
+        self.recipe = recipe or Recipe(input_shape)
         self.labels = sidecar.get("labels")
         self.threshold = (sidecar.get("output") or {}).get("decision_threshold")
         self._face_cropper = None
 
     @property
     def suffixes(self):
-        return CLIP_SUFFIXES if self.recipe["kind"] == "clip" else IMAGE_SUFFIXES
+        return self.recipe.suffixes
 
     def load(self, path):
-        """One raw file -> (model input, frame indices used or None)."""
-        from medzoo.data.recipe import load_input
-
-        if self.recipe.get("faces") and self._face_cropper is None:
+        """One raw file -> (model input, details: frame_indices, original_size, or slice and slices)."""
+        if self.recipe.faces and self._face_cropper is None:
             from medzoo.data.video import FaceCropper
 
             self._face_cropper = FaceCropper()
-        return load_input(path, self.recipe, self._face_cropper)
+        return self.recipe.load(path, self._face_cropper)
 
     def decide(self, outputs):
         """(N, K) model outputs -> (class indices, probability of each chosen class, (N, K') probabilities)."""
@@ -133,7 +126,7 @@ def output_stems(paths):
 
 
 def predict_files(model, inputs, out_csv, batch_size=8, num_threads=None, progress=True):
-    """Predicts every input file; writes id, path, label, probability[, per-class columns, frames] to `out_csv`.
+    """Predicts every input file; writes id, path, label, probability[, per-class columns, frames, slice] to `out_csv`.
 
     A file that cannot be read is listed in the summary with its error and
     the others go on.
@@ -154,13 +147,15 @@ def predict_files(model, inputs, out_csv, batch_size=8, num_threads=None, progre
         if not batch:
             return
         chosen, confidence, probabilities = predictor.decide(predictor.runner(np.stack([x for x, _ in batch])))
-        for path, (_, frames), index, score, probs in zip(batch_paths, batch, chosen, confidence, probabilities):
+        for path, (_, details), index, score, probs in zip(batch_paths, batch, chosen, confidence, probabilities):
             row = {"id": os.path.splitext(os.path.basename(path))[0], "path": path,
                    "label": predictor.label(int(index)), "probability": float(score),
                    "model_version": predictor.version}  # fmt: skip
             row.update({f"p_{predictor.label(k)}": float(p) for k, p in enumerate(probs)})
-            if frames is not None:
-                row["frames"] = " ".join(map(str, frames))
+            if details.get("frame_indices") is not None:
+                row["frames"] = " ".join(map(str, details["frame_indices"]))
+            if "slice" in details:  # a volume's middle slice (recipe volume="middle_slice")
+                row["slice"] = f"{details['slice']} of {details['slices']}"
             rows.append(row)
         batch.clear()
         batch_paths.clear()

@@ -14,7 +14,7 @@ import numpy as np
 
 from medzoo.bench import time_calls
 from medzoo.data.samples import sample_slide_path
-from medzoo.data.tiles import slide_tiles
+from medzoo.systems.slide.tiles import slide_tiles
 from medzoo.errors import InputError
 from medzoo.io import open_slide, write_bytes_atomic
 
@@ -64,7 +64,7 @@ def run_demo(
     import keras
     from sklearn.model_selection import train_test_split
 
-    from medzoo.data.recipe import make_recipe
+    from medzoo.data.recipe import Recipe
     from medzoo.export import LiteRTModel, ParityError, export, predicted_classes
     from medzoo.runs import RunFolder
     from medzoo.models import create_model
@@ -101,7 +101,7 @@ def run_demo(
     run = RunFolder(out_dir).create()
     run.save_model(model)
     run.write_labels(CLASS_NAMES)
-    run.write_recipe(make_recipe(model.inputs[0].shape[1:]))
+    run.write_recipe(Recipe(model.inputs[0].shape[1:]))
     run.write_export_samples(x_test.astype(np.uint8), x_train[:calibration_samples].astype(np.uint8), y_test)
 
     def accuracy(probs):
@@ -168,7 +168,7 @@ def run_edge_pipeline(slide, model_path, tile_size, out_dir):
     """Times the LiteRT stage-1 pipeline over the whole slide and writes tile_map.png."""
     import time
 
-    from medzoo.pipelines.slide import SlidePipeline, save_tile_map
+    from medzoo.systems.slide.pipeline import SlidePipeline, save_tile_map
 
     pipeline = SlidePipeline(model_path, tile_size=tile_size, min_tissue=None)
     start = time.perf_counter()

@@ -5,8 +5,8 @@ import os
 
 from medzoo.errors import InputError
 from medzoo.io import open_slide, read_csv_rows, write_csv, write_image
+from medzoo.io.formats import BY_NAME
 
-SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".scn", ".mrxs", ".bif", ".vms")
 TILE_COLUMNS = ("slide_id", "x", "y", "level", "size", "tissue_fraction", "path")
 DONE_FILE = "tiles.csv"
 
@@ -17,9 +17,9 @@ def find_slides(source):
         return [source]
     if not os.path.isdir(source):
         raise InputError(f"{source}: no such slide file or folder.")
-    slides = sorted(path for path in glob.glob(os.path.join(source, "*")) if path.lower().endswith(SLIDE_SUFFIXES))
+    slides = sorted(path for path in glob.glob(os.path.join(source, "*")) if path.lower().endswith(BY_NAME["slide"].suffixes))
     if not slides:
-        raise InputError(f"{source}: no slide files ({', '.join(SLIDE_SUFFIXES)}) in this folder.")
+        raise InputError(f"{source}: no slide files ({', '.join(BY_NAME['slide'].suffixes)}) in this folder.")
     return slides
 
 
@@ -43,7 +43,7 @@ def tile_one_slide(path, out_dir, tile_size=600, min_tissue=0.3, level=0, stride
     """
     from tqdm import tqdm
 
-    from medzoo.data.tiles import slide_tiles, tile_grid
+    from medzoo.systems.slide.tiles import slide_tiles, tile_grid
 
     slide_id = os.path.splitext(os.path.basename(path))[0]
     slide_dir = os.path.join(out_dir, slide_id)

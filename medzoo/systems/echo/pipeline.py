@@ -17,9 +17,9 @@ import os
 import numpy as np
 
 from medzoo.errors import InputError
+from medzoo.io.formats import suffixes
 
 NO_VALVE = "no valve"  # the label of a frame the localizer finds no valve in
-ECHO_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 class EchoPipeline:
@@ -32,12 +32,12 @@ class EchoPipeline:
     """
 
     def __init__(self, localizer, classifier, margin=0.1, score_threshold=0.5, num_threads=None):
-        from medzoo.pipelines.predict import Predictor
+        from medzoo.predict import Predictor
 
         self.localizer = Predictor(localizer, num_threads)
         self.classifier = Predictor(classifier, num_threads)
         for name, predictor in (("localizer", self.localizer), ("classifier", self.classifier)):
-            if predictor.recipe["kind"] != "image":
+            if predictor.recipe.kind != "image":
                 raise InputError(f"{predictor.source}: the {name} must take images, this one takes clips.")
         outputs = self.localizer.runner(np.zeros((1, *self.localizer.runner.input_shape), np.float32))
         if np.shape(outputs)[-1] != 5:
@@ -51,7 +51,7 @@ class EchoPipeline:
 
     def classify(self, frames, boxes):
         """(labels, confidences, probabilities) of the valve crops at `boxes` (frame pixels)."""
-        from medzoo.data.echo_inputs import valve_crop
+        from medzoo.systems.echo.inputs import valve_crop
 
         size = self.classifier.runner.input_shape[0]
         crops = np.stack([valve_crop(frame, box, size, self.margin) for frame, box in zip(frames, boxes)])
@@ -81,7 +81,7 @@ class EchoPipeline:
 
 def locate(runner, frames, cone):
     """A localizer runner on frames sharing one cone -> (boxes (N, 4) in frame pixels, objectness (N,))."""
-    from medzoo.data.echo_cone import crop_cone
+    from medzoo.systems.echo.cone import crop_cone
 
     size = runner.input_shape[0]
     inputs, letterboxes = zip(*(crop_cone(frame, cone, size) for frame in frames))
@@ -95,10 +95,10 @@ def evaluate_localizer(localizer, rows, score_threshold=0.5, num_threads=None):
 
     `localizer` is a Keras model, a runner, or a .keras, .tflite or .onnx file.
     """
-    from medzoo.data.echo_cone import find_cone
-    from medzoo.data.echo_inputs import read_echo
+    from medzoo.systems.echo.cone import find_cone
+    from medzoo.systems.echo.inputs import read_echo
     from medzoo.evaluate.detection import localization_metrics
-    from medzoo.export.runners import load_runner
+    from medzoo.export.formats import load_runner
 
     runner = load_runner(localizer, num_threads)
     boxes, scores = [], []
@@ -127,10 +127,10 @@ def train_localizer(box_csv, run_dir, augment=("rotation",), split=(0.8, 0.1, 0.
     from medzoo.data.box_augment import augment_box_set
     from medzoo.data.boxes import read_box_csv, write_box_csv
     from medzoo.data.splits import split_by_id
-    from medzoo.export.runners import load_runner
+    from medzoo.export.formats import load_runner
     from medzoo.io import write_bytes_atomic
     from medzoo.runs import RunFolder
-    from medzoo.train.localizer import fit_localizer
+    from medzoo.systems.echo.localizer import fit_localizer
 
     rows = read_box_csv(box_csv)
     parts = split_by_id([row["id"] for row in rows], [row["label"] for row in rows], split,
@@ -189,14 +189,14 @@ def run_echo(sources, localizer, classifier, out_dir, truth=None, margin=0.1, sc
     from tqdm import tqdm
 
     from medzoo.data.boxes import read_box_csv
-    from medzoo.data.echo_cone import find_cone
-    from medzoo.data.echo_inputs import read_echo
+    from medzoo.systems.echo.cone import find_cone
+    from medzoo.systems.echo.inputs import read_echo
     from medzoo.io import write_bytes_atomic, write_csv
-    from medzoo.pipelines.predict import list_inputs, output_stems
+    from medzoo.predict import list_inputs, output_stems
 
     expected = {os.path.abspath(row["path"]): row for row in read_box_csv(truth)} if truth is not None else {}
     pipeline = EchoPipeline(localizer, classifier, margin, score_threshold, num_threads)
-    paths = list_inputs(sources, ECHO_SUFFIXES)
+    paths = list_inputs(sources, suffixes("image"))
     stems = output_stems(paths)  # two inputs named x.png get two overlays
     overlays = os.path.join(out_dir, "overlays")
     os.makedirs(overlays, exist_ok=True)
@@ -291,7 +291,7 @@ def format_summary(summary):
 def run_echo_demo(out_dir="demo_echo", images=40, epochs=8, localizer_size=160, seed=0, verbose=1):
     """S4 end to end on real echo frames with painted valves; returns (and writes) the summary.
 
-    Paints valves into the sample cine's frames (`medzoo.data.echo_phantom`),
+    Paints valves into the sample cine's frames (`medzoo.systems.echo.phantom`),
     trains the localizer (MobileNetV2, ImageNet weights offline, `localizer_size` px) on
     the training patients with rotation copies, crops the valves under the
     sound protocol and trains a calcification classifier (96 px), exports
@@ -302,8 +302,8 @@ def run_echo_demo(out_dir="demo_echo", images=40, epochs=8, localizer_size=160, 
         >>> summary = run_echo_demo("/tmp/medzoo-echo-demo", verbose=0)  # doctest: +SKIP
     """
     from medzoo.data.boxes import read_box_csv
-    from medzoo.data.echo_crops import write_valve_crops
-    from medzoo.data.echo_phantom import write_painted_valves
+    from medzoo.systems.echo.crops import write_valve_crops
+    from medzoo.systems.echo.phantom import write_painted_valves
     from medzoo.data.samples import sample_dicom_path
     from medzoo.export import export
     from medzoo.io import write_bytes_atomic

@@ -30,10 +30,10 @@ def run_ct_demo(out_dir="demo_ct", num_slices=30, size=128, latency_runs=10, see
 
     from medzoo.bench.latency import latency
     from medzoo.data.samples import sample_ct_path
-    from medzoo.data.sequences import read_ct_sequence
+    from medzoo.systems.ct.sequences import read_ct_sequence
     from medzoo.evaluate.aggregate import aggregate_by_id
     from medzoo.export import export
-    from medzoo.export.runners import load_runner
+    from medzoo.export.formats import load_runner
     from medzoo.io import write_bytes_atomic
     from medzoo.models import create_model
 

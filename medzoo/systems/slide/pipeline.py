@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from medzoo.data.tiles import slide_tiles, tile_grid
+from medzoo.systems.slide.tiles import slide_tiles, tile_grid
 from medzoo.errors import InputError
 from medzoo.io import open_slide, slide_thumbnail
 
@@ -86,7 +86,7 @@ class SlidePipeline:
     def __init__(self, background, origin=None, class_names=("CE", "LAA"), tile_size=600, level=0,
                  min_tissue=0.3, cells_threshold=0.5, cells_class=1, batch_size=16, backend="tifffile",
                  num_threads=None):  # fmt: skip
-        from medzoo.export.runners import load_runner
+        from medzoo.export.formats import load_runner
 
         self.background = load_runner(background, num_threads)
         self.origin = None if origin is None else load_runner(origin, num_threads)
@@ -246,7 +246,7 @@ def run_slide_pipeline(source, out_dir, pipeline, patient_table=None, method="me
     """
     import json
 
-    from medzoo.data.slide_tiling import find_slides
+    from medzoo.systems.slide.tiling import find_slides
     from medzoo.io import write_bytes_atomic, write_csv
 
     paths = find_slides(source)

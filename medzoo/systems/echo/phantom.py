@@ -60,7 +60,7 @@ def write_painted_valves(out_dir, count=60, patients=20, calcified_fraction=0.36
     import cv2
 
     from medzoo.data.boxes import write_box_csv
-    from medzoo.data.echo_cone import find_cone
+    from medzoo.systems.echo.cone import find_cone
     from medzoo.data.samples import sample_dicom_path
     from medzoo.io import read_dicom, write_image
 

@@ -81,8 +81,9 @@ def prepare_ct_ich(root, out_dir, num_slices=30, size=224, fill="resample", sour
     """
     from tqdm import tqdm
 
-    from medzoo.data.sequences import volume_to_sequence
-    from medzoo.data.video_cache import MANIFEST_FILE, write_cached_clip
+    from medzoo.systems.ct.sequences import volume_to_sequence
+    from medzoo.data.video_cache import MANIFEST_FILE
+    from medzoo.io.clip_cache import write_cached_clip
     from medzoo.io import write_csv
 
     slices = ct_ich_slices(root)

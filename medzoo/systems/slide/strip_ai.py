@@ -49,7 +49,7 @@ def tile_manifest(slides, tiles_csv):
         slides: rows of `strip_ai_slides`.
         tiles_csv: str. The top-level tiles.csv `medzoo tile` wrote (paths relative to it).
     """
-    from medzoo.data.slide_tiling import read_tiles_csv
+    from medzoo.systems.slide.tiling import read_tiles_csv
 
     by_slide = {row["slide_id"]: row for row in slides}
     base = os.path.dirname(os.path.abspath(tiles_csv))

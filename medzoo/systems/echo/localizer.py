@@ -1,6 +1,6 @@
 """Trains S4's valve localizer (`build_box_localizer`) into a run folder, resumable after a kill.
 
-The images are cone-cropped and letterboxed once (`medzoo.data.echo_inputs`),
+The images are cone-cropped and letterboxed once (`medzoo.systems.echo.inputs`),
 then held in memory: the paper's set is 61 images (a few hundred with the
 offline augmentation copies).
 """
@@ -39,11 +39,11 @@ def fit_localizer(train_rows, val_rows, run_dir, verbose=1, **settings):
     """
     import keras
 
-    from medzoo.data.echo_inputs import localizer_set
-    from medzoo.data.recipe import make_recipe
+    from medzoo.systems.echo.inputs import localizer_set
+    from medzoo.data.recipe import Recipe
     from medzoo.errors import InputError
     from medzoo.models.box_localizer import BoxLocalizationLoss, build_box_localizer
-    from medzoo.train.compile_cache import enable_compile_cache
+    from medzoo.compile_cache import enable_compile_cache
     from medzoo.train.fit import make_optimizer
     from medzoo.train.history import plot_history
 
@@ -58,9 +58,7 @@ def fit_localizer(train_rows, val_rows, run_dir, verbose=1, **settings):
     os.makedirs(run.checkpoint(""), exist_ok=True)
     run.write_config({"task": "localizer", **config})
     size = config["input_size"]
-    recipe = make_recipe((size, size, 3))
-    recipe["cone_crop"] = {"letterbox": size}  # the input is the frame's sector, letterboxed
-    run.write_recipe(recipe)
+    run.write_recipe(Recipe((size, size, 3), cone_crop=size))  # the input is the frame's sector, letterboxed
     run.write_labels(["x1", "y1", "x2", "y2", "objectness"])  # the output units, as an export sidecar names them
     keras.utils.set_random_seed(config["seed"])
     x_train, y_train = localizer_set(train_rows, size)

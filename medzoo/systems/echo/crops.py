@@ -57,7 +57,7 @@ def write_valve_crops(box_csv, out_dir, protocol="sound", size=224, margin=0.1, 
     """
     from medzoo.data.box_augment import fixed_augmentations
     from medzoo.data.boxes import read_box_csv
-    from medzoo.data.echo_inputs import read_echo, valve_crop
+    from medzoo.systems.echo.inputs import read_echo, valve_crop
     from medzoo.data.splits import held_out_ids
     from medzoo.io import write_csv, write_image
 

@@ -7,6 +7,7 @@ models see at run time exactly what they were trained on.
 import numpy as np
 
 from medzoo.errors import InputError
+from medzoo.io.formats import format_of
 
 
 def read_echo(path):
@@ -21,7 +22,7 @@ def read_echo(path):
     from medzoo.io.dicom import dicom_pixels, read_dicom_dataset
     from medzoo.io.image import read_image
 
-    if str(path).lower().endswith(".dcm"):
+    if getattr(format_of(path), "name", None) == "dicom":
         dataset = read_dicom_dataset(path)
         frames = dicom_pixels(dataset, path)
         if int(dataset.get("SamplesPerPixel", 1)) == 1:
@@ -73,11 +74,11 @@ def localizer_set(rows, size):
     """Box CSV rows -> (inputs (N, size, size, 3) uint8, targets (N, 5) float32) for the localizer.
 
     An input is the image's sector (its cone found in the image itself)
-    letterboxed to `size` (`medzoo.data.echo_cone.crop_cone`). Targets are
+    letterboxed to `size` (`medzoo.systems.echo.cone.crop_cone`). Targets are
     x1, y1, x2, y2 as fractions of that input and 1 for an object (0 and a
     zero box without one), as `BoxLocalizationLoss` takes.
     """
-    from medzoo.data.echo_cone import crop_cone, find_cone
+    from medzoo.systems.echo.cone import crop_cone, find_cone
 
     inputs, targets = [], []
     for row in rows:

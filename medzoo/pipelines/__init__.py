@@ -1,1 +1,0 @@
-"""Multi-stage systems from the seed papers."""
