@@ -1,6 +1,6 @@
-"""Renders the README's result tables from the committed CSVs, so no figure is typed by hand.
+"""Renders the result tables of the README and the docs from the committed CSVs, so no figure is typed by hand.
 
-    python benchmarks/readme_tables.py           # rewrite every table in README.md
+    python benchmarks/readme_tables.py           # rewrite every table in README.md and docs/**/*.md
     python benchmarks/readme_tables.py --check   # exit 1 when a table differs from its CSV
 
 A table sits between `<!-- table: <csv name in benchmarks/results> -->` and
@@ -289,14 +289,22 @@ RENDERERS = {
 }  # fmt: skip
 
 
+def pages():
+    """README.md and every page of the docs site."""
+    found = [os.path.join(ROOT, "README.md")]
+    for folder, _, names in sorted(os.walk(os.path.join(ROOT, "docs"))):
+        found += [os.path.join(folder, name) for name in sorted(names) if name.endswith(".md")]
+    return found
+
+
 def render(text):
-    """README text with every marked table regenerated from its CSV."""
+    """Markdown text with every marked table regenerated from its CSV."""
 
     def replace(match):
         name = match["name"]
         stem = name.split("-")[0]
         if stem not in RENDERERS:
-            raise SystemExit(f"README table {name}: no renderer for {stem!r} (known: {sorted(RENDERERS)}).")
+            raise SystemExit(f"table {name}: no renderer for {stem!r} (known: {sorted(RENDERERS)}).")
         rendered = RENDERERS[stem](read_rows(name))
         indented = "".join(match["indent"] + line for line in rendered.splitlines(keepends=True))
         return match["indent"] + match["open"] + indented + match["close"]
@@ -306,23 +314,25 @@ def render(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 if README.md is stale")
-    parser.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if a table is stale")
+    parser.add_argument("--page", action="append", help="a markdown file (default: README.md and docs/**/*.md)")
     args = parser.parse_args(argv)
-    with open(args.readme) as handle:
-        text = handle.read()
-    rendered = render(text)
-    if args.check:
-        stale = [m["name"] for m, n in zip(MARKER.finditer(text), MARKER.finditer(rendered)) if m[0] != n[0]]
-        if stale:
-            print(f"README tables differ from their CSVs: {', '.join(stale)}; run {__file__}", file=sys.stderr)
-            return 1
-        print(f"{len(MARKER.findall(text))} README tables match their CSVs")
-        return 0
-    from medzoo.io import write_bytes_atomic
+    stale, count = [], 0
+    for page in args.page or pages():
+        with open(page) as handle:
+            text = handle.read()
+        rendered = render(text)
+        count += len(MARKER.findall(text))
+        stale += [f"{os.path.relpath(page, ROOT)}: {m['name']}"
+                  for m, n in zip(MARKER.finditer(text), MARKER.finditer(rendered)) if m[0] != n[0]]  # fmt: skip
+        if not args.check and rendered != text:
+            from medzoo.io import write_bytes_atomic
 
-    write_bytes_atomic(args.readme, rendered)
-    print(f"rewrote {len(MARKER.findall(text))} tables in {args.readme}")
+            write_bytes_atomic(page, rendered)
+    if args.check and stale:
+        print(f"tables differ from their CSVs: {', '.join(stale)}; run {__file__}", file=sys.stderr)
+        return 1
+    print(f"{count} tables {'match their CSVs' if args.check else 'rendered'}")
     return 0
 
 

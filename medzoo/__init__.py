@@ -1,6 +1,6 @@
 """medzoo: Keras 3 model zoo for medical and video image classification.
 
-Example:
+Examples:
     >>> from medzoo import build_cnn_lstm
     >>> model = build_cnn_lstm(input_shape=(4, 32, 32, 3), rnn_units=8)
     >>> model.output_shape

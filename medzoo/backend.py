@@ -5,7 +5,7 @@ an extra ("cpu" or "gpu", which clash if both are installed). Without one,
 `from medzoo import build_cnn_lstm` fails here with one line naming the
 extra, not deep inside Keras.
 
-Example:
+Examples:
     >>> keras_backend() in ("tensorflow", "jax", "torch", "numpy", "openvino")
     True
 """

@@ -259,7 +259,9 @@ def build_parser():
     experiment.add_argument("configs", nargs="+", help="config files (may hold replicates: and grid:)")
     experiment.add_argument("--out", required=True, help="experiment folder")
     experiment.add_argument("--replicates", type=int, help="override each config's replicates")
-    experiment.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    experiment.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="override any key: training settings, replicates/protocol/..., "
+                                 "grid.<setting>=[values] (one grid axis) or grid=null")
     experiment.add_argument("--protocol", choices=("paper", "sound"),
                             help="override each config's: paper (scored on each replicate's validation split) or "
                                  "sound (a held-out test set no replicate trains or early-stops on)")
@@ -341,7 +343,7 @@ def error_line(error):
     An InputError raised inside a tf.data pipeline reaches the caller wrapped in
     TensorFlow's error; its own message is taken back out.
 
-    Example:
+    Examples:
         >>> error_line(ValueError("bad   value\n here"))
         'bad value here'
         >>> error_line(KeyError("x"))

@@ -36,7 +36,7 @@ def enable_compile_cache(directory=None):
     Args:
         directory: the cache folder; defaults to `default_cache_dir()`.
 
-    Example:
+    Examples:
         >>> import keras
         >>> folder = enable_compile_cache("/tmp/medzoo-xla")
         >>> folder is None or keras.backend.backend() == "jax"

@@ -6,7 +6,7 @@ import sys
 def report_failures(command, messages, done):
     """One stderr line per failed file; returns the exit status: 1 when some files failed, 2 when all did.
 
-    Example:
+    Examples:
         >>> report_failures("predict", [], 3)
         0
     """

@@ -14,7 +14,7 @@ class WeightsDownloadError(OSError):
 def unknown_name_error(kind, name, known):
     """Returns a ValueError for an unknown `name`, with close matches.
 
-    Example:
+    Examples:
         >>> str(unknown_name_error("backbone", "resnet5", ["resnet50", "xception"]))
         "Unknown backbone 'resnet5'. Did you mean: 'resnet50'? Known: 'resnet50', 'xception'."
     """

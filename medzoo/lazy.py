@@ -6,7 +6,7 @@ import importlib
 def lazy_attributes(package, sources):
     """Returns a module `__getattr__` serving `sources` {name: submodule} from `package`.
 
-    Example:
+    Examples:
         >>> getattr_ = lazy_attributes("medzoo", {"InputError": "errors"})
         >>> getattr_("InputError").__name__
         'InputError'

@@ -49,7 +49,7 @@ INT8_DOT_PRODUCT = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 def cpu_features():
     """The CPU's instruction sets from `ISA_FLAGS` that it has, in that order (empty if unknown).
 
-    Example:
+    Examples:
         >>> set(cpu_features()) <= set(ISA_FLAGS)
         True
     """
@@ -63,7 +63,7 @@ def has_int8_dot_product(features=None):
 
     Without them int8 convolutions widen to 16 bits and are often slower than float32.
 
-    Example:
+    Examples:
         >>> has_int8_dot_product(["avx2", "fma"]), has_int8_dot_product(["avx512f", "avx512_vnni"])
         (False, True)
     """
@@ -73,7 +73,7 @@ def has_int8_dot_product(features=None):
 def cpu_label():
     """The CPU for a results table: name, x86 family/model, and its instruction sets.
 
-    Example:
+    Examples:
         >>> cpu_label().startswith(cpu_name().replace("_", " "))
         True
     """
@@ -86,7 +86,7 @@ def cpu_file_name():
     """`cpu_name()` with the x86 family and model, e.g. "AMD_EPYC_f25m17": one marketing name covers
     CPUs of different generations (a Zen 1 and a Zen 4 both report "AMD EPYC" on some clouds).
 
-    Example:
+    Examples:
         >>> cpu_file_name().startswith(cpu_name())
         True
     """
@@ -106,7 +106,7 @@ def time_calls(call, warmup=10, runs=50):
         dict with first_ms (the first call), p50_ms, p90_ms, p99_ms, mean_ms,
         std_ms and runs.
 
-    Example:
+    Examples:
         >>> stats = time_calls(lambda: sum(range(1000)), warmup=1, runs=5)
         >>> stats["p50_ms"] <= stats["p90_ms"]
         True
@@ -140,7 +140,7 @@ def peak_rss_mb():
     Linux's VmHWM is per address space, so a fresh child does not inherit its
     parent's peak (ru_maxrss does, across fork + exec).
 
-    Example:
+    Examples:
         >>> peak_rss_mb() > 0
         True
     """

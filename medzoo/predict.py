@@ -16,7 +16,7 @@ from medzoo.errors import InputError
 class Predictor:
     """A model of any format with its recipe, class names and decision rule.
 
-    Example:
+    Examples:
         >>> predictor = Predictor("runs/video")           # doctest: +SKIP
         >>> predictor.predict_file("clip.mp4")["label"]  # doctest: +SKIP
         'fake'
@@ -110,7 +110,7 @@ def output_stems(paths):
     """{path: a file-name stem unique among `paths`}: the file's own stem, or, where two inputs
     share one (a/x.png, b/x.png), the stem with 8 hex digits of its absolute path's SHA-256.
 
-    Example:
+    Examples:
         >>> stems = output_stems(["a/x.png", "b/x.png", "c/y.png"])
         >>> stems["c/y.png"], len(set(stems.values()))
         ('y', 3)

@@ -16,7 +16,7 @@
 `fit`, the demos, `evaluate`, `export`, `experiment` and `predict` go
 through `RunFolder`; nothing else spells these names.
 
-Example:
+Examples:
     >>> import tempfile
     >>> run = RunFolder(tempfile.mkdtemp())
     >>> run.write_labels(["real", "fake"])
@@ -183,7 +183,7 @@ def model_version(source):
     `source` is a run folder, a `.keras`, `.tflite` or `.onnx` file, or a
     streaming export folder (every file in it is hashed, with its name).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = tempfile.mkdtemp() + "/model.keras"
         >>> _ = open(path, "wb").write(b"weights")
@@ -211,7 +211,7 @@ def model_version(source):
 def find_model_file(source):
     """The .keras file `source` names: the file itself, or the one in a run folder.
 
-    Example:
+    Examples:
         >>> find_model_file("missing/")
         Traceback (most recent call last):
         ...

@@ -57,7 +57,7 @@ def test_demo_trains_exports_and_verifies(demo):
     assert (out / "tile_map.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "results.json").read_text())["tiles"] == results["tiles"]
     sidecar = json.loads((out / "slide_background_litert_int8.tflite.json").read_text())
-    assert sidecar["labels"] == ["background", "tissue"] and sidecar["input"]["shape"] == [None, 128, 128, 3]
+    assert sidecar["labels"] == ["background", "cells"] and sidecar["input"]["shape"] == [None, 128, 128, 3]
     assert sidecar["parity"]["samples"] == results["test_tiles"]
 
 

@@ -1,7 +1,5 @@
 """S4: cone crop on real echo files, box formats, fixed augmentation, localizer, crops, baseline, the pipeline."""
 
-import doctest
-import importlib
 import json
 import os
 
@@ -319,12 +317,3 @@ def test_the_crops_feed_a_sound_experiment_with_a_fixed_test_set(tmp_path):
     predictions = _csv(tmp_path / "exp" / "grid" / "pooling=None" / "replicate0" / "evaluation" / "predictions.csv")
     test_ids = {row["id"] for row in _csv(crops["test"])}
     assert {row["id"] for row in predictions} == test_ids  # scored on the fixed test set only
-
-
-@pytest.mark.parametrize("module", [
-    "medzoo.systems.echo.cone", "medzoo.data.boxes", "medzoo.data.box_augment", "medzoo.systems.echo.inputs",
-    "medzoo.evaluate.detection", "medzoo.systems.echo.baseline", "medzoo.models.box_localizer",
-])
-def test_docstring_examples_run(module):
-    failures, tried = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert tried > 0 and failures == 0

@@ -1,8 +1,6 @@
 """Input pipelines on real files: video clips and faces, the prepare-video cache, CT
 sequences, folder/CSV datasets, augmentation presets, balancing and patient-level splits."""
 
-import doctest
-import importlib
 import os
 
 import cv2
@@ -178,22 +176,3 @@ def test_letterbox_maps_boxes():
     assert out.shape == (640, 640, 3) and scale == 3.2 and (pad_x, pad_y) == (0, 160)
     ys, xs = np.nonzero(out[..., 0] > 128)
     assert abs(xs.min() - (100 * scale + pad_x)) <= 1 and abs(ys.min() - (40 * scale + pad_y)) <= 1
-
-
-@pytest.mark.parametrize("module", [
-    "medzoo.io.atomic", "medzoo.io.dicom", "medzoo.io.image", "medzoo.io.video", "medzoo.io.volume",
-    "medzoo.data.augment", "medzoo.data.datasets", "medzoo.data.preprocess", "medzoo.systems.ct.sequences",
-    "medzoo.data.splits", "medzoo.data.video", "medzoo.export.sidecar", "medzoo.export.api",
-    "medzoo.evaluate.metrics", "medzoo.evaluate.aggregate", "medzoo.evaluate.stats",
-    "medzoo.train.config", "medzoo.train.strategy", "medzoo.bench.throughput",
-    "medzoo.bench.flops", "medzoo.bench.latency", "medzoo.bench.report", "medzoo.bench.tradeoff",
-    "medzoo.models.torch_weights", "medzoo.models.ported_backbones", "medzoo.models.registry",
-    "medzoo.data.labelled_sets", "medzoo.data.samples", "medzoo.io.slide", "medzoo.systems.slide.tiles",
-    "medzoo.systems.slide.tiling", "medzoo.systems.slide.pipeline", "medzoo.export.formats", "medzoo.lazy",
-    "medzoo.io.limits", "medzoo.io.checkpoint", "medzoo.io.tables", "medzoo.data.clips", "medzoo.data.sources",
-    "medzoo.runs", "medzoo.data.recipe", "medzoo.data.clip_augment", "medzoo.systems.video.public_sets", "medzoo.io.figures",
-    "medzoo.train.history", "medzoo.evaluate.run",
-])
-def test_docstring_examples_run(module):
-    failures, tried = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert tried > 0 and failures == 0

@@ -69,7 +69,7 @@ def model_macs(model):
     Returns:
         int.
 
-    Example:
+    Examples:
         >>> import keras
         >>> model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
         >>> model_macs(model)
@@ -83,7 +83,7 @@ def sgemm_gflops(size=1024, repeats=10):
 
     The compute floor a model can hope for on this CPU: FLOPs / this rate.
 
-    Example:
+    Examples:
         >>> sgemm_gflops(size=64, repeats=2) > 0
         True
     """
@@ -101,7 +101,7 @@ def sgemm_gflops(size=1024, repeats=10):
 def floor_ms(macs, gflops):
     """Milliseconds `macs` multiply-accumulates take at `gflops` GFLOP/s (2 FLOPs per MAC).
 
-    Example:
+    Examples:
         >>> floor_ms(300e6, 190.0)
         3.1578947368421053
     """

@@ -7,7 +7,7 @@ held before it. `attack_service` sends concurrent hostile uploads and wrong
 log-ins to a running `medzoo serve` and samples the resident memory of the
 server and its decode workers together.
 
-Example:
+Examples:
     >>> import cv2, numpy as np, tempfile
     >>> path = tempfile.mkdtemp() + "/gray.png"
     >>> _ = cv2.imwrite(path, np.zeros((64, 64), np.uint8))

@@ -61,7 +61,7 @@ def latency(model_or_artifact, runtime=None, threads=None, batch=1, warmup=10, r
         process so far: run one measurement per process for a clean figure) and
         file_mb (artifacts only).
 
-    Example:
+    Examples:
         >>> import keras
         >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
         >>> stats = latency(model, runtime="keras_call", warmup=1, runs=5)

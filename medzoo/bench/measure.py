@@ -52,7 +52,7 @@ def json_child(argv, timeout, env=None):
     """Runs `python *argv` in a fresh process and returns the JSON object its stdout's last line holds, or
     {"error": why}: a timeout, or the last line of its stderr, whose tail is echoed to this stderr.
 
-    Example:
+    Examples:
         >>> json_child(["-c", "print('{\\"x\\": 1}')"], timeout=60)
         {'x': 1}
         >>> json_child(["-c", "raise SystemExit('no GPU')"], timeout=60)

@@ -64,7 +64,7 @@ def litert_op_profile(path, inputs=None, threads=2, runs=20, warmup=3):
         list of dicts in execution order: index, op (LiteRT op name), name (its
         first output tensor, i.e. the layer), shape (that output) and ms (p50).
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> from medzoo.export import convert_to_litert
         >>> _ = open("/tmp/m.tflite", "wb").write(convert_to_litert(build_transfer_classifier(input_shape=(32, 32, 3))))
@@ -115,7 +115,7 @@ def onnxruntime_op_profile(path, inputs=None, threads=2, runs=20, warmup=3):
         list of dicts in execution order: index, op (ONNX op type), name (node),
         shape (its output) and ms (median over the profiled calls).
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> from medzoo.export import convert_to_onnx
         >>> _ = open("/tmp/m.onnx", "wb").write(convert_to_onnx(build_transfer_classifier(input_shape=(32, 32, 3))))
@@ -165,7 +165,7 @@ def onnxruntime_op_profile(path, inputs=None, threads=2, runs=20, warmup=3):
 def op_totals(rows):
     """Per-op-type totals of a profile: [{op, count, ms, share}], slowest first.
 
-    Example:
+    Examples:
         >>> op_totals([{"op": "CONV_2D", "ms": 3.0}, {"op": "ADD", "ms": 1.0}, {"op": "CONV_2D", "ms": 1.0}])[0]
         {'op': 'CONV_2D', 'count': 2, 'ms': 4.0, 'share': 0.8}
     """
@@ -181,7 +181,7 @@ def op_totals(rows):
 def describe(rows, top=15, totals=True):
     """Printable lines: the op count and summed ms, per-op-type totals (optional), the `top` slowest ops.
 
-    Example:
+    Examples:
         >>> print("\\n".join(describe([{"op": "ADD", "ms": 1.0, "shape": "1x4", "name": "add"}], top=1)))
         1 ops, 1.00 ms summed
           ADD                          x1         1.00 ms 100.0%

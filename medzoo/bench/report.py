@@ -41,7 +41,7 @@ def read_results(path):
     the file is the same); [] when there is no such file. A benchmark reads back today's file to resume or
     add to it.
 
-    Example:
+    Examples:
         >>> from medzoo.io import write_csv
         >>> path = write_csv("/tmp/medzoo-results.csv", [{"model": "a", "threads": 2, "p50_ms": 1.5, "note": ""}])
         >>> read_results(path), read_results("/tmp/medzoo-no-such-results.csv")
@@ -67,7 +67,7 @@ def _number(text):
 def markdown_table(rows, columns):
     """A markdown table of `columns` (name -> format spec or None) from dict rows.
 
-    Example:
+    Examples:
         >>> print(markdown_table([{"model": "a", "ms": 1.234}], {"model": None, "ms": ".1f"}))
         | model | ms |
         |---|---|

@@ -4,7 +4,7 @@ Each client logs in through the API once, then uploads the given files in
 turn as fast as answers come back. Reports requests, errors, throughput,
 p50/p99 latency and the server's resident memory before and after.
 
-Example:
+Examples:
     >>> server = ServiceProcess("runs/stroke", "serve_data").wait_ready()       # doctest: +SKIP
     >>> result = run_load(server.url, server.process.pid, [("scan.png", data)],
     ...                   ("load", "password"), clients=20, seconds=60)         # doctest: +SKIP

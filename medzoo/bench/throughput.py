@@ -13,7 +13,7 @@ def dataset_rate(dataset, batches, items_key):
         batches: int. Batches timed.
         items_key: str. The element key whose first axis counts items ("image", "frames").
 
-    Example:
+    Examples:
         >>> import tensorflow as tf
         >>> data = tf.data.Dataset.from_tensors({"image": np.zeros((4, 8, 8, 3))}).repeat()
         >>> dataset_rate(data, 3, "image") > 0
@@ -30,7 +30,7 @@ def dataset_rate(dataset, batches, items_key):
 def epoch_rate(dataset, items_key):
     """(items per second over one whole pass, items seen) of a batched dataset, first batch included.
 
-    Example:
+    Examples:
         >>> import tensorflow as tf
         >>> data = tf.data.Dataset.from_tensor_slices({"frames": np.zeros((10, 2, 4, 4, 3))}).batch(4)
         >>> epoch_rate(data, "frames")[1]
@@ -48,7 +48,7 @@ def train_step_rate(model, inputs, labels, steps):
     The model must be compiled. `fit`, not `train_on_batch`: on JAX the latter
     copies every variable back to the model after each step, `fit` once a call.
 
-    Example:
+    Examples:
         >>> import keras
         >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
         >>> model.compile("sgd", "mse")
@@ -65,7 +65,7 @@ def train_step_rate(model, inputs, labels, steps):
 def repeat_batch(batch):
     """The same batch forever, in the form `fit` and `predict` read without copying it.
 
-    Example:
+    Examples:
         >>> x = np.zeros((2, 3))
         >>> tuple(next(iter(repeat_batch((x,))))[0].shape)
         (2, 3)

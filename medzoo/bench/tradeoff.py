@@ -6,7 +6,7 @@ import numpy as np
 def pareto_front(latencies, scores):
     """True for points no other point beats on both axes (faster or equal, and better or equal).
 
-    Example:
+    Examples:
         >>> pareto_front([1.0, 2.0, 3.0, 2.5], [0.80, 0.90, 0.85, 0.95]).tolist()
         [True, True, False, True]
     """

@@ -22,7 +22,7 @@ class RandomGamma(keras.layers.Layer):
         value_range: (low, high) of the pixels. Defaults to (0, 255).
         seed: int or None. Defaults to None.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> out = RandomGamma((2.0, 2.0))(np.array([[[[0.0], [127.5], [255.0]]]]), training=True)
         >>> [round(float(v), 2) for v in np.ravel(out)]
@@ -59,7 +59,7 @@ class RandomGamma(keras.layers.Layer):
 class RandomRotation90(keras.layers.Layer):
     """Rotates each image by a random multiple of 90 degrees (S2). Square images only.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tuple(RandomRotation90(seed=1)(np.zeros((2, 8, 8, 3)), training=True).shape)
         (2, 8, 8, 3)
@@ -127,7 +127,7 @@ def augmenter(preset, seed=None):
     (Keras layers reject 5-D input, and TimeDistributed would draw a new
     transform per frame).
 
-    Example:
+    Examples:
         >>> import tensorflow as tf, numpy as np
         >>> data = tf.data.Dataset.from_tensors({"image": np.zeros((32, 32, 3), np.float32), "label": 0})
         >>> next(iter(data.map(augmenter("stroke", seed=0))))["image"].shape
@@ -176,7 +176,7 @@ def augmenter(preset, seed=None):
 def augment_dataset(dataset, preset, seed=None):
     """`dataset` of element dicts with the preset applied, reproducibly under `seed`.
 
-    Example:
+    Examples:
         >>> import tensorflow as tf, numpy as np
         >>> clips = tf.data.Dataset.from_tensors({"frames": np.zeros((4, 32, 32, 3), np.float32)}).repeat(3)
         >>> [tuple(e["frames"].shape) for e in augment_dataset(clips, "video", seed=0)]

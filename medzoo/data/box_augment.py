@@ -35,7 +35,7 @@ def _affine(kind, value, width, height):
 def move_box(box, matrix, width, height):
     """The bounding box of `box`'s corners under a 2x3 affine `matrix`, clipped; None when mostly outside.
 
-    Example:
+    Examples:
         >>> move_box([10, 10, 30, 20], np.array([[1., 0, 5], [0, 1, -2]]), 100, 100)
         [15.0, 8.0, 35.0, 18.0]
     """
@@ -55,7 +55,7 @@ def move_box(box, matrix, width, height):
 def fixed_augmentations(image, box, techniques=tuple(TECHNIQUES)):
     """[(name, image, box)]: two copies of `image` (H, W[, C] uint8) per technique, `box` moved along.
 
-    Example:
+    Examples:
         >>> copies = fixed_augmentations(np.zeros((40, 60, 3), np.uint8), [10, 10, 20, 20], ["rotation"])
         >>> [name for name, _, _ in copies]
         ['rotate+10', 'rotate-10']
@@ -87,7 +87,7 @@ def augment_box_set(box_csv, out_dir, techniques=tuple(TECHNIQUES)):
     The new `out_dir/boxes.csv` lists the originals and every copy (same label
     and id as its original, so patient splits keep copies together).
 
-    Example:
+    Examples:
         >>> augment_box_set("valves/boxes.csv", "valves_rotation", ["rotation"])  # doctest: +SKIP
         'valves_rotation/boxes.csv'
     """

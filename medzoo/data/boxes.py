@@ -31,7 +31,7 @@ def read_box_csv(path):
     coordinates empty is an image without the object. The optional id column
     (the patient) defaults to the image's file name without its suffix.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = tempfile.mkdtemp() + "/boxes.csv"
         >>> _ = open(path, "w").write("path,x1,y1,x2,y2,label\\na.png,1,2,30,40,calcified\\n")
@@ -69,7 +69,7 @@ def write_box_csv(path, rows):
 def read_voc(xml_path, image_dir=None):
     """Pascal VOC XML (one image) -> box rows; the image is `<filename>` in `image_dir` (default: the XML's folder).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> folder = tempfile.mkdtemp()
         >>> _ = open(folder + "/a.xml", "w").write(
@@ -101,7 +101,7 @@ def read_voc(xml_path, image_dir=None):
 def read_coco(json_path, image_dir=None):
     """COCO detection JSON -> box rows (bbox [x, y, width, height] becomes xyxy; images without boxes kept).
 
-    Example:
+    Examples:
         >>> import json, tempfile
         >>> path = tempfile.mkdtemp() + "/coco.json"
         >>> _ = open(path, "w").write(json.dumps({"images": [{"id": 1, "file_name": "a.png"}],

@@ -24,7 +24,7 @@ def augment_clip(frames, seed):
         frames: float tensor (T, H, W, C).
         seed: int tensor of shape (2,): the stateless seed of this clip.
 
-    Example:
+    Examples:
         >>> import numpy as np, tensorflow as tf
         >>> clip = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
         >>> a, b = augment_clip(clip, tf.constant([0, 7])), augment_clip(clip, tf.constant([0, 7]))

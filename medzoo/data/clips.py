@@ -41,7 +41,7 @@ def load_clips(records, recipe):
 def clip_dataset(paths, labels, ids, num_frames=10, size=224, batch_size=8, shuffle=False, seed=0, augment=None):
     """Clips from cache files or videos, streamed: records -> shuffle -> read -> augment -> batch.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_video_path
         >>> data = clip_dataset([sample_video_path()], [0], ["carphone"], num_frames=4, size=32)
         >>> next(iter(data))["frames"].shape

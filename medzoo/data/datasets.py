@@ -20,7 +20,7 @@ from medzoo.io.tables import read_csv_rows, read_labels
 class LabelMap:
     """Class names <-> indices, sorted by name so the mapping is reproducible.
 
-    Example:
+    Examples:
         >>> label_map = LabelMap(["tumour", "normal", "tumour"])
         >>> label_map.names, label_map.indices(["tumour", "normal"]).tolist()
         (['normal', 'tumour'], [1, 0])
@@ -56,7 +56,7 @@ class LabelMap:
 def scan_class_folders(root, suffixes=None):
     """Lists a folder of class folders: (paths, label names, ids = file names without suffix).
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> root = tempfile.mkdtemp()
         >>> for name in ("a/1.png", "b/2.png"):
@@ -130,7 +130,7 @@ def _number(path, line, row, column):
 def oversample(labels, seed=0):
     """Indices that repeat minority-class items until every class has the majority's count (S4).
 
-    Example:
+    Examples:
         >>> np.bincount(np.asarray([0, 0, 0, 1])[oversample([0, 0, 0, 1])]).tolist()
         [3, 3]
     """
@@ -148,7 +148,7 @@ def oversample(labels, seed=0):
 def class_weights(labels):
     """{class: weight} that balance the loss (scikit-learn's "balanced": n / (k * count)).
 
-    Example:
+    Examples:
         >>> class_weights([0, 0, 0, 1])
         {0: 0.6666666666666666, 1: 2.0}
     """
@@ -180,7 +180,9 @@ def image_dataset(
     layers share one seed state, so parallel calls would race for draws).
 
     Args:
-        paths, labels, ids: sequences of equal length; labels are int indices.
+        paths: sequence of str. The files.
+        labels: sequence of int. Class indices, one per path.
+        ids: sequence of str. Patient (or item) ids, one per path.
         image_size: int. Output side. Defaults to 224.
         batch_size: int or None (unbatched). Defaults to 32.
         shuffle: bool. Reshuffle every epoch. Defaults to False.

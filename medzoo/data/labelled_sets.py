@@ -33,7 +33,7 @@ def fashion_mnist(split="train", per_class=None, seed=0, root=FASHION_MNIST_DIR)
         seed: int. Seeds the subset. Defaults to 0.
         root: str. Folder of the idx files. Defaults to Debian's location.
 
-    Example:
+    Examples:
         >>> images, labels, ids, names = fashion_mnist("test", per_class=2)  # doctest: +SKIP
         >>> images.shape, names[9]  # doctest: +SKIP
         ((20, 28, 28, 1), 'Ankle boot')
@@ -58,7 +58,7 @@ def fashion_mnist(split="train", per_class=None, seed=0, root=FASHION_MNIST_DIR)
 def lfw_faces():
     """scikit-image's LFW subset: 200 gray 25x25 crops, 100 faces then 100 non-faces.
 
-    Example:
+    Examples:
         >>> images, labels, ids, names = lfw_faces()
         >>> images.shape, labels.sum(), names
         ((200, 25, 25, 1), np.int64(100), ['not_face', 'face'])
@@ -73,7 +73,7 @@ def lfw_faces():
 def image_folder_or_manifest(path, size):
     """A folder of class folders, or a CSV manifest (path, label[, id]), read at size x size RGB.
 
-    Example:
+    Examples:
         >>> image_folder_or_manifest("/no/such/folder", 64)
         Traceback (most recent call last):
         ...

@@ -19,7 +19,7 @@ def min_max_normalize(image, out=None):
         out: float32 array or None. Where to write (the image itself scales it
             in place, with no full-size temporary). Defaults to None: a new array.
 
-    Example:
+    Examples:
         >>> min_max_normalize(np.array([2.0, 4.0, 6.0])).tolist()
         [0.0, 0.5, 1.0]
     """
@@ -37,7 +37,7 @@ def min_max_normalize(image, out=None):
 def z_score_normalize(image, epsilon=1e-6):
     """Zero mean, unit standard deviation over the whole image.
 
-    Example:
+    Examples:
         >>> [round(v, 4) for v in z_score_normalize(np.array([1.0, 3.0])).tolist()]
         [-1.0, 1.0]
     """
@@ -50,7 +50,7 @@ def clahe(image, clip_limit=2.0, tile_grid=8):
 
     Colour images are equalised on the L channel of Lab, so hues stay.
 
-    Example:
+    Examples:
         >>> flat = np.tile(np.arange(100, 140, dtype=np.uint8), (40, 1))[..., None]
         >>> int(np.ptp(clahe(flat))) > int(np.ptp(flat))
         True
@@ -78,7 +78,7 @@ def gaussian_denoise(image, sigma=1.0):
 def subtract_minimum(image):
     """S4's noise reduction: subtract each channel's minimum (removes a constant floor).
 
-    Example:
+    Examples:
         >>> subtract_minimum(np.array([[[5, 10]], [[7, 12]]])).tolist()
         [[[0, 0]], [[2, 2]]]
     """
@@ -93,7 +93,7 @@ def resize_with_padding(image, size, pad_value=0):
         (image (size, size, C), scale, (pad_x, pad_y)): a box (x0, y0, x1, y1)
         in the original maps to x * scale + pad_x, y * scale + pad_y.
 
-    Example:
+    Examples:
         >>> out, scale, pad = resize_with_padding(np.ones((50, 100, 3), np.uint8), 64)
         >>> out.shape, scale, pad
         ((64, 64, 3), 0.64, (0, 16))

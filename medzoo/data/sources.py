@@ -19,7 +19,7 @@ from medzoo.io.formats import format_of, suffixes
 def read_records(source):
     """(records dict: path, label (names), id[, boxes]; kind "image" or "clip") for a source.
 
-    Example:
+    Examples:
         >>> import os, tempfile, shutil
         >>> from medzoo.data.samples import sample_video_path
         >>> root = tempfile.mkdtemp()

@@ -40,7 +40,7 @@ def split_by_id(ids, labels, fractions=(0.7, 0.15, 0.15), seed=0):
     Returns:
         dict {"train", "val", "test"} of item index arrays.
 
-    Example:
+    Examples:
         >>> ids = [f"p{i // 3}" for i in range(60)]
         >>> labels = [(i // 3) % 2 for i in range(60)]
         >>> parts = split_by_id(ids, labels, seed=0)
@@ -66,7 +66,7 @@ def split_by_id(ids, labels, fractions=(0.7, 0.15, 0.15), seed=0):
 def kfold_by_id(ids, labels, n_splits=5, seed=0):
     """Yields (train indices, test indices) for k folds: StratifiedGroupKFold by id.
 
-    Example:
+    Examples:
         >>> ids = [f"p{i // 2}" for i in range(40)]
         >>> folds = list(kfold_by_id(ids, [(i // 2) % 2 for i in range(40)], n_splits=4))
         >>> len(folds), sorted(len(test) for _, test in folds)
@@ -84,7 +84,7 @@ def held_out_ids(ids, fraction, seed=HOLD_OUT_SEED):
     A hash, not a draw from one data source, so every model of a study holds
     out the same patients whether it reads slices or sequences.
 
-    Example:
+    Examples:
         >>> held_out_ids([f"p{i}" for i in range(10)], 0.3)
         ['p6', 'p9']
     """

@@ -9,7 +9,7 @@ from medzoo.io.video import read_video
 def sample_frame_indices(num_total, num_frames):
     """Frame numbers spread evenly over the whole video (all of them when it is shorter).
 
-    Example:
+    Examples:
         >>> sample_frame_indices(120, 4).tolist()
         [0, 40, 79, 119]
         >>> sample_frame_indices(3, 10).tolist()
@@ -51,7 +51,7 @@ class FaceCropper:
             size. Defaults to 0.2.
         min_confidence: float. Weaker detections count as no face. Defaults to 0.9.
 
-    Example:
+    Examples:
         >>> import skimage.data
         >>> crop, found = FaceCropper().crop(skimage.data.astronaut())  # doctest: +SKIP
     """
@@ -80,7 +80,7 @@ class FaceCropper:
 def read_clip_frames(path, num_frames, frame_step=None):
     """(frames (N, H, W, 3) uint8, fps, total frame count, indices) of the frames a clip takes from a video.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_video_path
         >>> frames, fps, total, indices = read_clip_frames(sample_video_path(), 4)
         >>> frames.shape, total, indices.tolist()
@@ -115,7 +115,7 @@ def load_video_clip(path, num_frames=10, size=224, faces=False, face_cropper=Non
         (clip float32 (T, size, size, 3), info dict: frame_indices, fps,
         total_frames, real_frames, faces_found (list of bool or None)).
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_video_path
         >>> clip, info = load_video_clip(sample_video_path(), num_frames=4, size=64)
         >>> clip.shape, info["frame_indices"]

@@ -27,7 +27,7 @@ def aggregate_by_id(ids, y_prob, y_true=None, method="mean", threshold=0.5):
     Returns:
         (unique ids, probabilities (M, K), labels (M,) or None).
 
-    Example:
+    Examples:
         >>> ids, probs, _ = aggregate_by_id(["a", "a", "b"], [0.2, 0.8, 0.4])
         >>> ids.tolist(), probs[:, 1].round(2).tolist()
         (['a', 'b'], [0.5, 0.4])

@@ -6,7 +6,7 @@ import numpy as np
 def box_iou(boxes_a, boxes_b):
     """IoU of matching xyxy boxes (N, 4), (N, 4) -> (N,).
 
-    Example:
+    Examples:
         >>> box_iou([[0, 0, 2, 2]], [[1, 0, 3, 2]]).round(3).tolist()
         [0.333]
     """
@@ -20,7 +20,7 @@ def box_iou(boxes_a, boxes_b):
 def average_precision(scores, hits, positives):
     """All-point interpolated AP (VOC 2010+) of detections ranked by score; `hits` marks true positives.
 
-    Example:
+    Examples:
         >>> average_precision([0.9, 0.8, 0.7], [True, False, True], positives=2)
         0.8333333333333333
     """
@@ -51,7 +51,7 @@ def localization_metrics(true_boxes, pred_boxes, scores, iou_threshold=0.5, scor
         threshold over every score), mean_iou (over images with an object,
         reported or not), and the counts.
 
-    Example:
+    Examples:
         >>> metrics = localization_metrics([[0, 0, 10, 10], None], [[1, 1, 10, 10], [0, 0, 5, 5]], [0.9, 0.2])
         >>> metrics["precision"], metrics["recall"], round(metrics["mean_iou"], 2)
         (1.0, 1.0, 0.81)

@@ -33,7 +33,7 @@ EXPERIMENT_KEYS = {"replicates": 3, "grid": None, "protocol": "paper", "test_fra
 def experiment_settings(raw, where="config"):
     """(experiment settings, training config) from one experiment config file's dict.
 
-    Example:
+    Examples:
         >>> experiment_settings({"model": "cnn_lstm", "replicates": 10, "protocol": "sound"})[0]["protocol"]
         'sound'
     """
@@ -57,6 +57,33 @@ def experiment_settings(raw, where="config"):
         raise InputError(f"{where}: grid must map setting names (e.g. model_kwargs.backbone) to non-empty "
                          f"lists of values, got {grid!r:.120}.")  # fmt: skip
     return settings, {key: value for key, value in raw.items() if key not in EXPERIMENT_KEYS}
+
+
+def apply_overrides(raw, overrides):
+    """(experiment config with its own keys overridden, the training overrides left) from `--set` overrides.
+
+    `replicates=5`, `protocol=sound` and the other experiment keys set the
+    experiment; `grid.<setting>=[values]` sets one grid axis and `grid=null`
+    drops the grid; everything else (dicts too) overrides training settings.
+
+    Examples:
+        >>> raw, rest = apply_overrides({"grid": {"seed": [0, 1]}}, ["grid.model_kwargs.pooling=[\"avg\"]",
+        ...                                                        "replicates=1", "epochs=2"])
+        >>> raw, rest
+        ({'grid': {'seed': [0, 1], 'model_kwargs.pooling': ['avg']}, 'replicates': 1}, ['epochs=2'])
+    """
+    from medzoo.train.config import parse_override
+
+    raw, rest = dict(raw), []
+    for override in overrides:
+        key, _, value = override.partition("=") if isinstance(override, str) else ("", "", None)
+        if key.startswith("grid."):
+            raw["grid"] = {**(raw.get("grid") or {}), key[len("grid."):]: parse_override(f"value={value}")["value"]}
+        elif key in EXPERIMENT_KEYS:
+            raw[key] = parse_override(override)[key]
+        else:
+            rest.append(override)
+    return raw, rest
 
 
 def check_replicates(count, where="replicates"):
@@ -102,7 +129,7 @@ def safe_folder_name(text):
 
     A grid value like "../../.." cannot climb out of the experiment folder.
 
-    Example:
+    Examples:
         >>> safe_folder_name("backbone=../../etc"), safe_folder_name("lr=0.001")
         ('backbone=.._.._etc', 'lr=0.001')
     """
@@ -130,12 +157,13 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
     rows = []
     csv_path = os.path.join(out_dir, "experiment.csv")
     for config_path in config_paths:
-        settings, raw = experiment_settings(read_config_file(config_path), config_path)
+        experiment, training_overrides = apply_overrides(read_config_file(config_path), overrides)
+        settings, raw = experiment_settings(experiment, config_path)
         count = check_replicates(settings["replicates"] if replicates is None else replicates, "--replicates")
         chosen, level = protocol or settings["protocol"], settings["level"]
         config_name = safe_folder_name(os.path.splitext(os.path.basename(config_path))[0])
         held_out = []
-        data = resolve_config(None, [raw, *overrides])["data"]
+        data = resolve_config(None, [raw, *training_overrides])["data"]
         if chosen == "sound" and data["test"]:
             test_csv = data["test"]
         elif chosen == "sound":
@@ -147,7 +175,8 @@ def run_experiment(config_paths, out_dir, replicates=None, overrides=(), verbose
                 run_dir = _run_dir(out_dir, config_name, cell, replicate)
                 metrics_path = _metrics_path(run_dir)
                 if not os.path.isfile(metrics_path):
-                    config = resolve_config(None, [raw, *cell_overrides, {"seed": replicate}, *overrides, *held_out])
+                    config = resolve_config(None, [raw, *cell_overrides, {"seed": replicate}, *training_overrides,
+                                                   *held_out])  # fmt: skip
                     fit(config, run_dir, verbose=verbose)
                     if chosen == "sound":
                         evaluate_run(run_dir, test_csv, aggregate=settings["aggregate"])

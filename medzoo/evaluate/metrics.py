@@ -26,7 +26,7 @@ def youden_threshold(y_true, positive_prob):
 def equal_error_rate(y_true, positive_prob):
     """Where the false positive rate equals the false negative rate (interpolated on the ROC).
 
-    Example:
+    Examples:
         >>> equal_error_rate([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])
         0.5
     """
@@ -54,7 +54,7 @@ def classification_metrics(y_true, y_prob, threshold=0.5, threshold_method=None,
         support}; macro and weighted averages; roc_auc and pr_auc (one-vs-rest
         macro for K > 2); eer (binary); threshold; confusion_matrix; report (text).
 
-    Example:
+    Examples:
         >>> m = classification_metrics([0, 1, 1, 0], [0.2, 0.9, 0.4, 0.1])
         >>> m["accuracy"], m["per_class"]["1"]["recall"], m["roc_auc"]
         (0.75, 0.5, 1.0)
@@ -128,7 +128,7 @@ def wmcll(y_true, y_prob, class_weights=None):
         y_prob: (N, K) class probabilities (or (N,)/(N, 1) for two classes).
         class_weights: sequence of K weights or None (all 1). Defaults to None.
 
-    Example:
+    Examples:
         >>> round(wmcll([0, 1], [[0.8, 0.2], [0.4, 0.6]]), 4)
         0.367
     """

@@ -27,7 +27,7 @@ def predict_batches(model, dataset, inputs_key):
 def report_table(metrics):
     """The per-class report as a markdown table (S1's Table I layout: precision, recall, F1, support).
 
-    Example:
+    Examples:
         >>> m = classification_metrics([0, 1, 1, 0], [0.2, 0.9, 0.4, 0.1], class_names=["real", "fake"])
         >>> print(report_table(m).splitlines()[2])
         | real | 0.67 | 1.00 | 0.80 | 2 |

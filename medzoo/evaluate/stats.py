@@ -6,7 +6,7 @@ import numpy as np
 def cohens_d(a, b):
     """Cohen's d with the pooled standard deviation.
 
-    Example:
+    Examples:
         >>> round(cohens_d([1, 2, 3], [2, 3, 4]), 3)
         -1.0
     """
@@ -18,7 +18,7 @@ def cohens_d(a, b):
 def t_test_power(effect_size, n_a, n_b, alpha=0.05):
     """Power of a two-sided two-sample t-test (noncentral t), for Cohen's d `effect_size`.
 
-    Example:
+    Examples:
         >>> round(t_test_power(1.0, 20, 20), 3)
         0.869
     """
@@ -44,7 +44,7 @@ def compare_replicates(a, b, alpha=0.05):
         levene (statistic, p, equal_variances); t_test (kind, statistic, p,
         significant); mann_whitney (statistic, p, significant); cohens_d; power.
 
-    Example:
+    Examples:
         >>> result = compare_replicates([0.90, 0.91, 0.92, 0.93], [0.80, 0.82, 0.81, 0.83])
         >>> result["t_test"]["kind"], result["t_test"]["significant"]
         ('student', True)
@@ -85,7 +85,7 @@ def compare_replicates(a, b, alpha=0.05):
 def holm(p_values):
     """Holm-Bonferroni adjusted p-values (step-down, monotone, at most 1), in the input order.
 
-    Example:
+    Examples:
         >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
         [0.03, 0.06, 0.06]
     """
@@ -125,7 +125,8 @@ def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05, results
     """S3's Tables I-IV as markdown: Shapiro-Wilk, Levene, t-test with power, Mann-Whitney U.
 
     Args:
-        samples_a, samples_b: {metric: list of replicate values} for two models.
+        samples_a: {metric: list of replicate values} of the first model.
+        samples_b: the same for the second model.
         names: (str, str). The models' names. Defaults to ("A", "B").
         results: precomputed `replicate_results` (e.g. Holm-adjusted); the
             tests' tables then show the Holm p beside the raw one.
@@ -133,7 +134,7 @@ def replicate_tables(samples_a, samples_b, names=("A", "B"), alpha=0.05, results
     Returns:
         (markdown text, {metric: compare_replicates result}).
 
-    Example:
+    Examples:
         >>> text, _ = replicate_tables({"accuracy": [0.9, 0.91, 0.92]}, {"accuracy": [0.8, 0.82, 0.81]})
         >>> text.splitlines()[0]
         '### Table I: Shapiro-Wilk normality test'

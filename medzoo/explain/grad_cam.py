@@ -114,7 +114,7 @@ def grad_cam(model, x, class_index=None, layer=None):
         (mean of the backbones' maps), "class_index", "score" (the class's
         pre-activation score: gradients of a saturated softmax vanish).
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> model = build_transfer_classifier(input_shape=(32, 32, 3))
         >>> grad_cam(model, np.zeros((32, 32, 3)))["combined"].shape
@@ -132,7 +132,7 @@ class GradCam:
     The service explains every upload with it (`benchmarks/serve_load.py` times
     both). The class to explain is given (the graph cannot branch on the prediction).
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> explain = GradCam(build_transfer_classifier(input_shape=(32, 32, 3)))
         >>> explain(np.zeros((32, 32, 3)), class_index=1)["maps"]["mobilenet_v2"].shape

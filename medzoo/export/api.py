@@ -38,7 +38,7 @@ def take_samples(data, count, input_rank):
         input_rank: int. Rank of one model input with its batch axis (4 for
             images, 5 for clips).
 
-    Example:
+    Examples:
         >>> x, y = take_samples((np.zeros((8, 4, 4, 3)), np.arange(8)), 5, input_rank=4)
         >>> x.shape, y.tolist()
         ((5, 4, 4, 3), [0, 1, 2, 3, 4])
@@ -191,7 +191,7 @@ def export(
             `out_path + ".rejected"` and the reason is in the error and sidecar.
         InputError: parity or calibration samples holding NaN or infinity.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from medzoo import build_transfer_classifier
         >>> model = build_transfer_classifier(input_shape=(32, 32, 3))

@@ -5,7 +5,7 @@ service, the systems' pipelines and the benchmarks) opens artifacts through it, 
 command takes its names and suffixes from it. A folder artifact
 (saved_model, litert_streaming) is known by its sidecar's "format".
 
-Example:
+Examples:
     >>> ARTIFACTS["litert"].suffix, ARTIFACTS["onnx"].runtime
     ('.tflite', 'onnxruntime')
     >>> EXPORT_FORMATS
@@ -199,7 +199,7 @@ def load_runner(model, num_threads=None):
             .tflite, .onnx, or a saved_model / litert_streaming folder with its sidecar).
         num_threads: int or None. Threads for LiteRT / ONNX Runtime. Defaults to None.
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> load_runner(build_transfer_classifier(input_shape=(32, 32, 3))).input_shape
         (32, 32, 3)

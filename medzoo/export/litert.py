@@ -82,7 +82,7 @@ def convert_to_litert(
     Returns:
         bytes, the .tflite flatbuffer.
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> model = build_transfer_classifier(input_shape=(32, 32, 3))
         >>> "FULLY_CONNECTED" in litert_operators(convert_to_litert(model))
@@ -161,7 +161,7 @@ def _quantize_int8(calibrated, integer_io):
 def litert_operators(flatbuffer):
     """Returns the sorted names of the ops a LiteRT model runs (custom ops as named).
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> ops = litert_operators(convert_to_litert(build_transfer_classifier(input_shape=(32, 32, 3))))
         >>> "CONV_2D" in ops
@@ -210,7 +210,7 @@ class LiteRTModel:
         model: bytes or str. The flatbuffer, or the path of a .tflite file.
         num_threads: int or None. CPU threads. Defaults to None (runtime's choice).
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> runner = LiteRTModel(convert_to_litert(build_transfer_classifier(input_shape=(32, 32, 3))))
         >>> runner(np.zeros((3, 32, 32, 3), np.float32)).shape

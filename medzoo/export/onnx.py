@@ -21,7 +21,7 @@ def convert_to_onnx(model, opset=DEFAULT_OPSET):
     Returns:
         bytes, the serialized onnx.ModelProto.
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> model = build_transfer_classifier(input_shape=(32, 32, 3))
         >>> OnnxModel(convert_to_onnx(model))(np.zeros((2, 32, 32, 3))).shape
@@ -56,7 +56,7 @@ class OnnxModel:
         model: bytes or str. The serialized model, or the path of a .onnx file.
         num_threads: int or None. Intra-op threads. Defaults to None (runtime's choice).
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> runner = OnnxModel(convert_to_onnx(build_transfer_classifier(input_shape=(32, 32, 3))))
         >>> runner.input_name

@@ -23,7 +23,7 @@ def compare_outputs(reference, candidate, threshold=0.5):
         dict with max_abs_diff, mean_abs_diff, top1_agreement (fraction of
         samples with the same predicted class) and samples.
 
-    Example:
+    Examples:
         >>> compare_outputs([[0.2, 0.8]], [[0.25, 0.75]])["top1_agreement"]
         1.0
     """

@@ -212,7 +212,7 @@ def litert_rewrites(model, quantization=None):
         quantization: None, "float16", "dynamic" or "int8"; the hard-swish
             and LayerNormalization rewrites apply to "int8" only. Defaults to None.
 
-    Example:
+    Examples:
         >>> import numpy as np, keras
         >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, strides=2, padding="same")])
         >>> x = np.random.default_rng(0).normal(size=(1, 8, 8, 3)).astype("float32")
@@ -228,7 +228,7 @@ def onnx_rewrites(model):
     """Within the block, `model`'s grouped convolutions, exact GELUs and fixed normalisations trace to what
     tf2onnx converts (same outputs).
 
-    Example:
+    Examples:
         >>> import numpy as np, keras
         >>> model = keras.Sequential([keras.Input((8, 8, 4)), keras.layers.Conv2D(8, 3, groups=4, padding="same")])
         >>> x = np.random.default_rng(0).normal(size=(1, 8, 8, 4)).astype("float32")

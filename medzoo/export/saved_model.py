@@ -9,7 +9,7 @@ class SavedModelRunner:
     Args:
         directory: str. A SavedModel folder written by Keras' `model.export`.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from medzoo import build_transfer_classifier
         >>> path = tempfile.mkdtemp() + "/model"

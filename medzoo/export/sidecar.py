@@ -23,7 +23,7 @@ def in_graph_preprocessing(model):
     medzoo's ImagePreprocessing, and the Rescaling/Normalization layers that
     Keras backbones such as MobileNetV3 and EfficientNet carry inside.
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> in_graph_preprocessing(build_transfer_classifier(input_shape=(32, 32, 3)))
         [{'layer': 'mobilenet_v2_preprocessing', 'type': 'ImagePreprocessing', 'mode': 'tf'}]
@@ -56,7 +56,7 @@ def model_card(model, labels=None):
     Returns:
         dict (JSON-serializable).
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> card = model_card(build_transfer_classifier(input_shape=(32, 32, 3)), ["a", "b"])
         >>> card["input"]["value_range"], card["output"]["shape"]

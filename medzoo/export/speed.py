@@ -35,7 +35,7 @@ def compare_with_float32(model, quantized_path, quantization, threads=None, runs
         p50_ms (the quantized artifact) and speedup (float32 / quantized; below 1
         is slower). Warns `QuantizationSlowerWarning` when speedup < 1.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from medzoo import build_transfer_classifier
         >>> from medzoo.export import export

@@ -26,7 +26,7 @@ def split_sequence_model(model):
     Returns:
         (frame_encoder, step) keras.Models.
 
-    Example:
+    Examples:
         >>> from medzoo import build_cnn_lstm
         >>> encoder, step = split_sequence_model(build_cnn_lstm(input_shape=(4, 32, 32, 3), rnn_units=8))
         >>> step.input_shape, step.output_shape
@@ -78,7 +78,7 @@ class StreamingClassifier:
             features, so every output equals the whole-clip model on the last
             T frames (still one backbone pass per frame). Defaults to None.
 
-    Example:
+    Examples:
         >>> classifier = StreamingClassifier("export/deepfake_streaming")  # doctest: +SKIP
         >>> for frame in frames:  # doctest: +SKIP
         ...     probability = classifier.push(frame)

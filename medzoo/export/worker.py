@@ -26,7 +26,7 @@ def convert_to_litert_isolated(model, quantization=None, representative_data=Non
         UnsupportedOpsError: the model needs Flex or custom ops.
         RuntimeError: the converter failed or crashed; the message has its last output.
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> len(convert_to_litert_isolated(build_transfer_classifier(input_shape=(32, 32, 3)))) > 0
         True

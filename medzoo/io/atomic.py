@@ -13,7 +13,7 @@ def atomic_path(path):
     The temporary file keeps `path`'s name (Keras checks ".keras") inside a
     private folder beside it, and is created by the caller with normal permissions.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> target = os.path.join(tempfile.mkdtemp(), "out.txt")
         >>> with atomic_path(target) as tmp:
@@ -42,7 +42,7 @@ def write_csv(path, rows, columns=None, formula_safe=False):
         formula_safe: bool. Text cells a spreadsheet would run as a formula are
             quoted (see `csv_text`). Defaults to False.
 
-    Example:
+    Examples:
         >>> write_csv("/tmp/medzoo-rows.csv", [{"a": 1}, {"a": 2, "b": 3}])
         '/tmp/medzoo-rows.csv'
         >>> open("/tmp/medzoo-rows.csv").read().splitlines()
@@ -59,7 +59,7 @@ def csv_text(rows, columns=None, formula_safe=False):
     return (what Excel and LibreOffice run as a formula, e.g. a file named
     `=HYPERLINK(...).png`) gets a leading apostrophe; numbers are left alone.
 
-    Example:
+    Examples:
         >>> csv_text([{"a": 1}, {"a": 2, "b": 3}]).splitlines()
         ['a,b', '1,', '2,3']
         >>> csv_text([{"file": "=HYPERLINK(1)", "p": -0.5}], formula_safe=True).splitlines()[1]
@@ -95,7 +95,7 @@ def staging_path(path):
     Move the result into place with `replace_path`; whatever is still at the
     temporary path when the block ends (e.g. after an error) is deleted.
 
-    Example:
+    Examples:
         >>> import os, tempfile
         >>> target = os.path.join(tempfile.mkdtemp(), "model")
         >>> with staging_path(target) as staged:

@@ -215,7 +215,7 @@ def read_torch_state_dict(path):
         InputError: missing, truncated or hostile file (foreign code, sizes the
             file does not back, a zip bomb).
 
-    Example:
+    Examples:
         >>> from medzoo.models.ported_backbones import installed_checkpoint
         >>> state = read_torch_state_dict(installed_checkpoint("mobilenet_v2_torchvision"))
         >>> state["features.0.0.weight"].shape
@@ -273,7 +273,7 @@ def read_safetensors(path):
             offset or shape the file does not back, overlapping tensors (all
             checked before any data is read).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = tempfile.mkdtemp() + "/w.safetensors"
         >>> write_safetensors(path, {"fc.weight": np.eye(2, dtype=np.float32)})
@@ -345,7 +345,7 @@ def write_safetensors(path, tensors, metadata=None):
         tensors: dict name -> numpy array (numeric or bool dtypes).
         metadata: dict str -> str or None. Stored as the header's `__metadata__`.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = tempfile.mkdtemp() + "/w.safetensors"
         >>> write_safetensors(path, {"b": np.zeros(3, np.int64)}, {"source": "test"})
@@ -375,7 +375,7 @@ def write_safetensors(path, tensors, metadata=None):
 def read_checkpoint(path):
     """Reads a `.safetensors` or PyTorch `.pth`/`.pt`/`.bin` checkpoint as name -> numpy array.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = tempfile.mkdtemp() + "/w.safetensors"
         >>> write_safetensors(path, {"w": np.ones(2, np.float32)})

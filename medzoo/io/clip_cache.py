@@ -1,6 +1,6 @@
 """A prepare-video cache file (.npz): a clip's sampled frames as uint8 and the metadata of how they were made.
 
-Example:
+Examples:
     >>> import numpy as np, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "clip.npz")
     >>> write_cached_clip(path, np.zeros((4, 8, 8, 3)), {"frame_step": None})

@@ -18,7 +18,7 @@ WINDOWS = {"brain": (40.0, 80.0), "subdural": (80.0, 200.0), "bone": (600.0, 280
 def window_values(values, window):
     """Maps values to [0, 1] through a (center, width) window or a named one.
 
-    Example:
+    Examples:
         >>> window_values(np.array([0.0, 40.0, 80.0, 1000.0]), "brain").tolist()
         [0.0, 0.5, 1.0, 1.0]
     """
@@ -171,7 +171,7 @@ def read_dicom(path, window=None, max_pixels=None):
         InputError: missing file, not DICOM, no pixel data, undecodable or
             oversized pixels, a rescale or pixels that are not finite.
 
-    Example:
+    Examples:
         >>> from pydicom.data import get_testdata_file
         >>> hu = read_dicom(get_testdata_file("CT_small.dcm"))
         >>> hu.shape, float(hu.min()) >= -1024

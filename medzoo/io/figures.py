@@ -16,7 +16,7 @@ def new_figure(size=(5, 4), dpi=100, **subplots):
 def save_figure(figure, path, dpi=None):
     """Lays out `figure`, writes it to `path` as PNG atomically, closes it; returns `path`.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> plt, figure, axes = new_figure()
         >>> _ = axes.plot([0, 1], [1, 0])

@@ -6,7 +6,7 @@ this table; `medzoo.data.recipe.Recipe.load` decodes what it names. Kinds:
 "clip" (a video or a prepare-video cache) and "slide" (a whole-slide
 pyramid; plain TIFF is read as an image unless a slide is asked for).
 
-Example:
+Examples:
     >>> format_of("scan.nii.gz").name, format_of("frame.JPG").kind
     ('nifti_gz', 'image')
     >>> sniff(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(24)).name

@@ -25,7 +25,7 @@ def check_file(path, what):
 def declared_image_size(data, path):
     """(height, width) that an encoded PNG, JPEG, BMP or TIFF declares, read from its header only.
 
-    Example:
+    Examples:
         >>> import cv2
         >>> ok, png = cv2.imencode(".png", np.zeros((3, 7), np.uint8))
         >>> declared_image_size(png.tobytes(), "x.png")
@@ -42,7 +42,7 @@ def declared_image_layout(data, path):
     decodes to 8-bit colour (counted as 4 channels, BGRA when it has
     transparency), so a 32 KB file is charged its real decoded cost.
 
-    Example:
+    Examples:
         >>> import cv2
         >>> ok, png = cv2.imencode(".png", np.zeros((3, 7, 3), np.uint16))
         >>> declared_image_layout(png.tobytes(), "x.png")
@@ -123,7 +123,7 @@ def read_image(path, max_pixels=None):
         InputError: missing, empty, corrupt, truncated or oversized file, or
             a floating-point image holding NaN or infinity.
 
-    Example:
+    Examples:
         >>> import cv2, numpy as np, tempfile
         >>> path = tempfile.mkdtemp() + "/gray16.png"
         >>> _ = cv2.imwrite(path, np.full((4, 5), 4000, np.uint16))
@@ -157,7 +157,7 @@ def read_image(path, max_pixels=None):
 def write_image(path, image):
     """Writes an RGB or gray (H, W[, 1 | 3]) uint8/uint16 image atomically; the suffix picks the format.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = write_image(tempfile.mkdtemp() + "/red.png", np.full((2, 3, 3), (255, 0, 0), np.uint8))
         >>> read_image(path)[0, 0].tolist()

@@ -15,7 +15,7 @@ retried once in a fresh one; a file that kills a fresh worker too raises
 once (default: one per CPU core; the service sets its `--decode-workers`),
 which also bounds their memory.
 
-Example:
+Examples:
     >>> from medzoo.io.video import read_video
     >>> from medzoo.data.samples import sample_video_path
     >>> frames, fps, total = isolated(read_video, sample_video_path(), [0])

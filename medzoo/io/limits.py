@@ -13,7 +13,7 @@ process; change them with `set_limits` (the `medzoo --max-pixels` and
 `--max-decoded-bytes` flags and the service's settings do), or pass
 `max_pixels=` to one reader call.
 
-Example:
+Examples:
     >>> previous = set_limits(max_pixels=1000)
     >>> check_pixels("scan.png", "image", (40, 50))
     Traceback (most recent call last):
@@ -54,7 +54,7 @@ def current_limits():
 def set_limits(**values):
     """Sets process-wide limits (see DEFAULT_LIMITS); returns the previous values of those set.
 
-    Example:
+    Examples:
         >>> previous = set_limits(max_pixels=2**30)
         >>> get_limit("max_pixels"), previous
         (1073741824, {'max_pixels': 268435456})
@@ -78,7 +78,7 @@ def check_pixels(path, what, shape, limit_name="max_pixels", limit=None):
 def check_bytes(path, what, shape, itemsize, limit=None):
     """Raises InputError when `shape` held at `itemsize` bytes a sample exceeds `max_decoded_bytes`.
 
-    Example:
+    Examples:
         >>> check_bytes("scan.png", "image held as float32", (100, 100, 3), 4)
         120000
         >>> check_bytes("scan.png", "image held as float32", (16384, 16384, 3), 4)
@@ -110,7 +110,7 @@ def _check_size(path, what, shape, itemsize, limit_name, limit, unit, flag):
 def check_finite(path, what, values):
     """Raises InputError when `values` (an array or a number) holds NaN or infinity.
 
-    Example:
+    Examples:
         >>> check_finite("scan.dcm", "rescale slope", float("nan"))
         Traceback (most recent call last):
         ...
@@ -184,7 +184,7 @@ def read_npz(path, what=".npz file"):
     Returns:
         dict name -> numpy array.
 
-    Example:
+    Examples:
         >>> import numpy as np, tempfile
         >>> path = tempfile.mkdtemp() + "/samples.npz"
         >>> np.savez(path, x=np.zeros((2, 3), np.float32))

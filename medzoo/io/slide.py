@@ -90,7 +90,7 @@ class TiffSlide(_Slide):
             strip would have to be decoded whole for any region. Defaults to 256.
         cache_mb: float. Decoded tiles kept for neighbouring reads. Defaults to 64.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_slide_path
         >>> with open_slide(sample_slide_path()) as slide:
         ...     slide.level_dimensions, slide.mpp, slide.read_region(1000, 500, 64, 32).shape
@@ -163,8 +163,10 @@ class TiffSlide(_Slide):
         """Reads a (height, width, 3) uint8 RGB region.
 
         Args:
-            x, y: int. Top-left corner in level-0 pixels (as OpenSlide).
-            width, height: int. Region size in pixels of `level`.
+            x: int. Left edge in level-0 pixels (as OpenSlide).
+            y: int. Top edge in level-0 pixels.
+            width: int. Region width in pixels of `level`.
+            height: int. Region height in pixels of `level`.
             level: int. Pyramid level, 0 = full resolution. Defaults to 0.
 
         Pixels outside the slide are white (255), like empty glass. A region of
@@ -254,7 +256,7 @@ def open_slide(path, backend="tifffile", **options):
         level_downsamples, mpp (microns per pixel or None), read_region(x, y,
         width, height, level), read_level(level) and thumbnail via `slide_thumbnail`.
 
-    Example:
+    Examples:
         >>> open_slide("/no/such/slide.svs")
         Traceback (most recent call last):
         ...
@@ -273,7 +275,7 @@ def slide_thumbnail(slide, max_size=1024, band_rows=512):
     Uses the smallest level that is still at least `max_size` on its longer side,
     block-averaged by an integer factor.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_slide_path
         >>> with open_slide(sample_slide_path()) as slide:
         ...     slide_thumbnail(slide, 512).shape
@@ -304,7 +306,7 @@ def read_slide_level(path, level=0):
     Reads the entire level into memory: meant for small slides and low-resolution
     levels; use `open_slide(path).read_region` for anything large.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_slide_path
         >>> read_slide_level(sample_slide_path()).shape
         (2967, 2220, 3)
@@ -329,7 +331,7 @@ def write_pyramid(path, read_tile, shape, levels=3, tile=256, quality=90, mpp=No
         quality: int. JPEG quality. Defaults to 90.
         mpp: float or None. Level-0 microns per pixel, stored in the resolution tags.
 
-    Example:
+    Examples:
         >>> image = np.full((300, 500, 3), 200, np.uint8)
         >>> write_pyramid("/tmp/p.tif", array_tiles(image), image.shape[:2], levels=2, tile=128)
         >>> with open_slide("/tmp/p.tif") as slide:

@@ -17,7 +17,7 @@ def read_csv_rows(path, required=(), what="CSV file", columns=()):
         InputError: missing file, undecodable text, malformed CSV, no rows, or
             a required column missing; the message names the file.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = tempfile.mkdtemp() + "/patients.csv"
         >>> _ = open(path, "w").write("slide,patient\\ns1.svs,p1\\n")
@@ -52,7 +52,7 @@ def read_csv_rows(path, required=(), what="CSV file", columns=()):
 def read_json(path, what="JSON file", kind=None):
     """Reads a JSON file; with `kind` (dict or list) the top level must be of that type.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = tempfile.mkdtemp() + "/labels.json"
         >>> _ = open(path, "w").write("[1, 2, 3]")
@@ -70,7 +70,7 @@ def read_json(path, what="JSON file", kind=None):
 def parse_json(text, path, what="JSON file", kind=None):
     """Parses JSON text (str or bytes) from `path`, nested at most MAX_NESTING deep, of type `kind`.
 
-    Example:
+    Examples:
         >>> parse_json("[" * 100 + "]" * 100, "deep.json")
         Traceback (most recent call last):
         ...
@@ -113,7 +113,7 @@ def check_type(path, what, value, kind):
 def read_labels(path):
     """Class names from a labels.json: a list, or a {name: index} map.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = tempfile.mkdtemp() + "/labels.json"
         >>> _ = open(path, "w").write('{"tumour": 1, "normal": 0}')

@@ -30,7 +30,7 @@ def read_video(path, indices=None, max_pixels=None):
     Raises:
         InputError: missing file, not a video, no frames, oversized video.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_video_path
         >>> frames, fps, total = read_video(sample_video_path(), indices=[0, 60])
         >>> frames.shape, round(fps, 2), total

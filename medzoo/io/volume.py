@@ -28,7 +28,7 @@ def read_dicom_series(directory, max_pixels=None):
     columns must stay within `max_pixels` (None: the process limit, see
     `medzoo.io.set_limits`), checked before any slice is decoded.
 
-    Example:
+    Examples:
         >>> import glob, os, pydicom
         >>> folder = os.path.join(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")),
         ...                       "dicomdirtests", "98892001", "CT5N")
@@ -79,7 +79,7 @@ def read_invesalius(path, max_pixels=None):
     Only `main.plist` and the matrix it names are read, from the archive stream
     (nothing is extracted); the matrix must hold exactly the declared shape.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_ct_path
         >>> volume, spacing = read_invesalius(sample_ct_path())
         >>> volume.shape, spacing
@@ -144,7 +144,7 @@ def read_volume(path, max_pixels=None):
     Raises:
         InputError: missing path, unreadable, oversized or non-3-D file, empty folder.
 
-    Example:
+    Examples:
         >>> import glob, os, nibabel
         >>> path = os.path.join(os.path.dirname(nibabel.__file__), "tests", "data", "anatomical.nii")
         >>> volume, spacing = read_volume(path)

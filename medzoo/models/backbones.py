@@ -72,7 +72,7 @@ BACKBONES = {
 def list_backbones():
     """Returns the names of the backbones medzoo builders accept.
 
-    Example:
+    Examples:
         >>> "mobilenet_v2" in list_backbones()
         True
     """
@@ -101,7 +101,7 @@ def build_backbone(name, input_shape, weights=None):
     Returns:
         A keras.Model named `name`.
 
-    Example:
+    Examples:
         >>> backbone = build_backbone("mobilenet_v2", (32, 32, 3))
         >>> backbone.output_shape
         (None, 1, 1, 1280)
@@ -168,7 +168,7 @@ def set_backbone_trainable(backbone, freeze_backbone=True, trainable_layers=None
         trainable_layers: int or None. Unfreeze only the last N layers of the
             backbone. Defaults to None.
 
-    Example:
+    Examples:
         >>> backbone = build_backbone("mobilenet_v2", (32, 32, 3))
         >>> set_backbone_trainable(backbone, trainable_layers=3)
         >>> [layer.trainable for layer in backbone.layers[-4:]]

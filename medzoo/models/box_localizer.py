@@ -27,7 +27,7 @@ from medzoo.models.common import check_input_shape, load_model_weights, split_we
 class SoftArgmaxBox(layers.Layer):
     """(objectness logits (B, h, w, 1), raw boxes (B, h, w, 4)) -> (B, 5): the softmax-weighted box, objectness.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> logits = np.full((1, 2, 2, 1), -20.0, np.float32); logits[0, 1, 0] = 20.0
         >>> boxes = np.zeros((1, 2, 2, 4), np.float32)  # centre of its cell, half the image wide
@@ -59,7 +59,7 @@ class SoftArgmaxBox(layers.Layer):
 def generalized_iou(boxes_a, boxes_b):
     """Generalised IoU of matching xyxy boxes (..., 4) -> (...,); 1 for equal boxes, down to -1.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> np.asarray(generalized_iou(np.array([[0., 0, 2, 2]]), np.array([[1., 0, 3, 2]]))).round(3).tolist()
         [0.333]
@@ -104,7 +104,7 @@ class BoxLocalizationLoss(keras.losses.Loss):
 def two_scale_features(backbone):
     """The backbone as a model with two outputs: its last layer at twice the final resolution, and its output.
 
-    Example:
+    Examples:
         >>> from medzoo.models.backbones import build_backbone
         >>> [tuple(t.shape[1:3]) for t in two_scale_features(build_backbone("mobilenet_v2", (64, 64, 3))).outputs]
         [(4, 4), (2, 2)]
@@ -144,7 +144,7 @@ def build_box_localizer(
         A functional keras.Model mapping (B, H, W, C) to (B, 5): x1, y1, x2, y2 in
         [0, 1] of the input's sides, and the objectness.
 
-    Example:
+    Examples:
         >>> model = build_box_localizer(input_shape=(64, 64, 3))
         >>> model.output_shape
         (None, 5)

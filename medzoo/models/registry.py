@@ -24,7 +24,7 @@ def register_model(task, name=None, defaults=None, description=None):
     Returns:
         A decorator that returns the builder unchanged.
 
-    Example:
+    Examples:
         >>> @register_model(task="image", name="doc_example")
         ... def build_doc_example(*, input_shape=(32, 32, 3)):
         ...     '''A one-line description.'''
@@ -58,7 +58,7 @@ def _entry(name):
 def create_model(name, **kwargs):
     """Builds a registered model; `kwargs` override the entry's defaults.
 
-    Example:
+    Examples:
         >>> model = create_model("transfer_classifier", input_shape=(32, 32, 3))
         >>> model.output_shape
         (None, 2)
@@ -79,7 +79,7 @@ def check_model_kwargs(name, kwargs, where="model_kwargs"):
     Raises:
         InputError: one line naming the setting, what was expected and what was given.
 
-    Example:
+    Examples:
         >>> check_model_kwargs("transfer_classifier", {"dropuot": 0.2})
         Traceback (most recent call last):
         ...
@@ -124,7 +124,7 @@ def _expected_kind(default):
 def list_models(pattern="*", task=None):
     """Returns the sorted registered names matching a glob `pattern` and `task`.
 
-    Example:
+    Examples:
         >>> "cnn_lstm" in list_models(task="sequence")
         True
     """
@@ -140,7 +140,7 @@ def list_models(pattern="*", task=None):
 def get_model_info(name):
     """Returns a dict describing a registered model: task, builder, full defaults.
 
-    Example:
+    Examples:
         >>> get_model_info("cnn_lstm")["defaults"]["rnn_units"]
         128
     """
@@ -173,7 +173,7 @@ def load_model(path):
     Python bytecode. A `.keras` file still defines the network you then run,
     so take models from sources you trust.
 
-    Example:
+    Examples:
         >>> from medzoo import build_transfer_classifier
         >>> build_transfer_classifier(input_shape=(32, 32, 3)).save("/tmp/tiny.keras")
         >>> load_model("/tmp/tiny.keras").output_shape

@@ -69,7 +69,7 @@ class SwinV2Block(keras.layers.Layer):
         mlp_ratio: float. MLP hidden width / C. Defaults to 4.
         drop_path: float. Stochastic depth of both branches. Defaults to 0.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tuple(SwinV2Block(num_heads=2, window_size=4, shift_size=2)(np.zeros((1, 8, 8, 16))).shape)
         (1, 8, 8, 16)
@@ -191,7 +191,7 @@ class SwinV2Block(keras.layers.Layer):
 class SwinV2PatchMerging(keras.layers.Layer):
     """(B, H, W, C) -> (B, H/2, W/2, 2C): each 2x2 patch's 4C features -> Linear (no bias) -> LayerNorm.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tuple(SwinV2PatchMerging()(np.zeros((1, 4, 4, 8))).shape)
         (1, 2, 2, 16)

@@ -75,8 +75,10 @@ def make_constructor(variant, body, title, top, sizes, example):
         variant: str. The function's name (a key of `TIMM_NAMES`).
         body: callable(variant, include_top, weights, input_tensor, input_shape, pooling, classes,
             drop_path_rate, name) -> keras.Model.
-        title, top, sizes, example: str. The docstring's first line, what `include_top` adds,
-            the accepted input sides and the example's output shape.
+        title: str. The docstring's first line.
+        top: str. What `include_top` adds.
+        sizes: str. The accepted input sides.
+        example: str. The example's output shape.
     """
 
     def build(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None, classes=1000,
@@ -99,7 +101,7 @@ def make_constructor(variant, body, title, top, sizes, example):
         drop_path_rate: float. Stochastic depth of the last block (linear from 0). Defaults to 0.
         name: str. Model name.
 
-    Example:
+    Examples:
         >>> from {module} import {variant}
         >>> {variant}(include_top=False, input_shape=(64, 64, 3)).output_shape
         {example}
@@ -120,7 +122,7 @@ def _copy_head(model, tensors, norm=None):
 def port_poolformer(model, tensors):
     """Copies a timm PoolFormer state dict (`NamedTensors`) into a `poolformer_*` build of the same variant.
 
-    Example:
+    Examples:
         >>> from medzoo.models.poolformer import poolformer_s12
         >>> port_poolformer(poolformer_s12(input_shape=(32, 32, 3)), NamedTensors({}, "timm poolformer_s12"))
         Traceback (most recent call last):

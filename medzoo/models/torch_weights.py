@@ -43,7 +43,7 @@ def port_torch_weights(model, state_dict):
         model: keras.Model built with the checkpoint network's layout.
         state_dict: dict name -> array, e.g. from `read_torch_state_dict`.
 
-    Example:
+    Examples:
         >>> import keras, numpy as np
         >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
         >>> port_torch_weights(model, {"fc.weight": np.ones((2, 3)), "fc.bias": np.zeros(2)})
@@ -84,7 +84,7 @@ class NamedTensors:
         what: str. The checkpoint's kind, named in errors (e.g. "timm poolformer_s36").
         strip: tuple of str. Name prefixes to drop (e.g. "vivit.", "module.").
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> tensors = NamedTensors({"fc.weight": np.ones((2, 3)), "fc.bias": np.zeros(2)}, "example")
         >>> [array.shape for array in tensors.linear("fc")]
@@ -125,7 +125,7 @@ class NamedTensors:
 def assign_weights(layer, arrays, source):
     """Sets `layer`'s weights to `arrays`, or raises ValueError naming both sides when the shapes differ.
 
-    Example:
+    Examples:
         >>> import keras, numpy as np
         >>> layer = keras.layers.Dense(2)
         >>> layer.build((None, 3))

@@ -50,7 +50,7 @@ def build_transfer_classifier(
     Returns:
         A functional keras.Model mapping (B, H, W, C) to (B, num_classes).
 
-    Example:
+    Examples:
         >>> model = build_transfer_classifier(input_shape=(32, 32, 3), pooling=None)
         >>> model.output_shape
         (None, 2)

@@ -73,7 +73,7 @@ def build_video_transformer(
     Returns:
         A functional keras.Model mapping (B, T, H, W, C) to (B, num_classes).
 
-    Example:
+    Examples:
         >>> model = build_video_transformer(input_shape=(4, 32, 32, 3), tubelet_size=(2, 16, 16))
         >>> model.output_shape
         (None, 1)

@@ -22,7 +22,7 @@ def port_vivit_weights(model, checkpoint):
     Raises:
         ValueError: naming the parameter that is missing or does not fit.
 
-    Example:
+    Examples:
         >>> from medzoo.models.video_transformer import build_video_transformer
         >>> model = build_video_transformer(input_shape=(2, 16, 16, 3))
         >>> port_vivit_weights(model, {})

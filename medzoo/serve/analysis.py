@@ -6,7 +6,7 @@ label and confidence only, and the result shows the image as the model saw it
 (Grad-CAM needs the Keras graph's gradients). Model calls are serialised by a
 lock: Grad-CAM swaps a backbone's call for the duration of one explanation.
 
-Example:
+Examples:
     >>> model = ServiceModel("runs/stroke")                                   # doctest: +SKIP
     >>> result = model.analyse(image)                                         # doctest: +SKIP
     >>> result["label"], round(result["confidence"], 2), sorted(result["overlays"])  # doctest: +SKIP

@@ -6,7 +6,7 @@ Pages: /register, /login, /upload, /predictions/<id>, /history, /review,
 but log-in and register needs a session; review routes need the reviewer
 role; every form carries a CSRF token.
 
-Example:
+Examples:
     >>> app = create_app(Settings(model="runs/stroke", data_dir="serve_data"))   # doctest: +SKIP
     >>> import uvicorn; uvicorn.run(app, port=8000)                             # doctest: +SKIP
 """

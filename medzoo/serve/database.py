@@ -4,7 +4,7 @@ SQLite by default (`sqlite:///DATA/medzoo.db`, embedded), PostgreSQL by URL
 (`postgresql+psycopg://user@host/db`). A prediction is never changed after
 it is written: a reviewer's confirmation or correction is a row of its own.
 
-Example:
+Examples:
     >>> db = Database("sqlite://")
     >>> user = db.create_user("ana", "$argon2id$...", role="reviewer")
     >>> (user.username, user.role)
@@ -29,7 +29,7 @@ ROLES = ("clinician", "reviewer")
 def default_url(data_dir):
     """The SQLite database a service keeps in its data dir (the folder is created).
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> default_url(tempfile.mkdtemp()).endswith("/medzoo.db")
         True

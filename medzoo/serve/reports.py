@@ -7,7 +7,7 @@
       report.html          self-contained (images inline)
       report.pdf
 
-Example:
+Examples:
     >>> findings({"label": "ischemic", "confidence": 0.62, "threshold": 0.8, "overlays": [], "note": None})[0][0]
     "The model's answer is 'ischemic' with confidence 0.62."
 """

@@ -7,7 +7,7 @@ learning rate. Accuracy on the original held-out set and on the feedback
 cases is measured before and after; the promotion gate refuses the new model
 when it loses more than `margin` on the held-out set.
 
-Example:
+Examples:
     >>> summary = retrain("runs/stroke", "sqlite:///serve_data/medzoo.db", replay="train.csv",
     ...                   held_out="test.csv", out_dir="runs/stroke-2", data_dir="serve_data")  # doctest: +SKIP
     >>> summary["promoted"], summary["after"]["feedback"] > summary["before"]["feedback"]   # doctest: +SKIP

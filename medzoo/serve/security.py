@@ -1,6 +1,6 @@
 """Passwords (argon2id), session tokens, CSRF tokens and the log-in throttle.
 
-Example:
+Examples:
     >>> hashed = hash_password("correct horse")
     >>> hashed.startswith("$argon2id$"), verify_password(hashed, "correct horse"), verify_password(hashed, "wrong")
     (True, True, False)
@@ -73,7 +73,7 @@ def presession_token(secret, presession):
     make the token that matches it (a plain double-submit check would accept
     any equal cookie/token pair).
 
-    Example:
+    Examples:
         >>> presession_token(b"k" * 32, "abc") == presession_token(b"k" * 32, "abc") != presession_token(b"j" * 32, "abc")
         True
     """
@@ -89,7 +89,7 @@ class LoginThrottle:
     nobody can lock a clinician out by failing on purpose; each try costs an
     argon2 hash, which bounds guessing from many addresses.
 
-    Example:
+    Examples:
         >>> throttle = LoginThrottle(max_failures=2, window_s=60)
         >>> throttle.failed("1.2.3.4", "ana"); throttle.failed("1.2.3.4", "ana")
         >>> [throttle.retry_after(*who) > 0 for who in (("1.2.3.4", "ana"), ("5.6.7.8", "ana"), ("1.2.3.4", "bob"))]

@@ -3,7 +3,7 @@
 The pages and the JSON API (`medzoo.serve.app`) both call this class, so
 they cannot disagree.
 
-Example:
+Examples:
     >>> service = Service(Settings(model="runs/stroke", data_dir="serve_data"))   # doctest: +SKIP
     >>> user = service.register("ana", "long enough")                           # doctest: +SKIP
     >>> service.predict(user, open("scan.dcm", "rb").read(), "scan.dcm").label  # doctest: +SKIP

@@ -3,7 +3,7 @@
 The service never builds a path from anything a user sends: an upload is
 stored as `uploads/<sha256><suffix of the sniffed format>` under the data dir.
 
-Example:
+Examples:
     >>> sniff_kind(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(24))
     'png'
     >>> sniff_kind(b"GIF89a...")

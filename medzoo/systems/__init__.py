@@ -10,7 +10,7 @@ A `commands` module has:
     DEMO                      None, or {"out": default folder, "help": one line};
     run_demo(args)            with DEMO: `medzoo demo --system NAME`.
 
-Example:
+Examples:
     >>> [module.__name__.split(".")[2] for module in system_commands()]
     ['video', 'stroke', 'ct', 'echo', 'slide']
 """

@@ -20,7 +20,7 @@ def recompute_batchnorm_statistics(model, batches):
     Returns:
         int, the number of BatchNormalization layers updated.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> from medzoo import build_transfer_classifier
         >>> model = build_transfer_classifier(input_shape=(32, 32, 3))

@@ -25,7 +25,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             leave BatchNorm as averaged. Defaults to None.
         state_path: str or None. An .npz file for the running average. Defaults to None.
 
-    Example:
+    Examples:
         >>> swa = StochasticWeightAveraging(start_epoch=5)  # model.fit(..., callbacks=[swa])
     """
 

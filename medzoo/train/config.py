@@ -114,7 +114,7 @@ def _check_yaml_size(path, root):
 def parse_override(text):
     """"key=value" or "data.train=path" -> nested dict; values parsed as JSON when they can be.
 
-    Example:
+    Examples:
         >>> parse_override("data.augment=stroke"), parse_override("epochs=3")
         ({'data': {'augment': 'stroke'}}, {'epochs': 3})
     """
@@ -156,7 +156,7 @@ def validate_config(config):
     Raises:
         InputError: one line naming the setting, what was expected and what was given.
 
-    Example:
+    Examples:
         >>> validate_config(merge(DEFAULTS, {"model": {"name": "transfer_classifier"}}))
         Traceback (most recent call last):
         ...

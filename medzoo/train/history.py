@@ -6,7 +6,7 @@ from medzoo.io.figures import new_figure, save_figure
 def plot_history(history, path):
     """Training curves: every metric in a Keras history dict (and its val_ twin); writes `path`.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> path = plot_history({"loss": [0.7, 0.5], "val_loss": [0.8, 0.6]}, tempfile.mkdtemp() + "/t.png")
     """

@@ -46,7 +46,7 @@ def choose_policy(mixed_precision="auto"):
             bfloat16, else float32), "bfloat16", "float16" (loss-scaled),
             "float32"; True means "auto" and False "float32".
 
-    Example:
+    Examples:
         >>> choose_policy("float16"), choose_policy(False)
         ('mixed_float16', 'float32')
     """

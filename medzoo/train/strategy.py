@@ -19,7 +19,7 @@ def choose_strategy(distribute="auto"):
             (data parallel over all local GPUs, or all CPU devices when there
             is no GPU) or "multi_worker" (TensorFlow only).
 
-    Example:
+    Examples:
         >>> choose_strategy("none").num_replicas_in_sync
         1
     """

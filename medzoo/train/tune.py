@@ -40,7 +40,7 @@ def suggest(trial, space=None):
     dropout to [low, high] and optimizer to a list of names; a key left out
     is not searched.
 
-    Example:
+    Examples:
         >>> import optuna
         >>> trial = optuna.trial.FixedTrial({"learning_rate": 3e-4, "optimizer": "adamw"})
         >>> suggest(trial, {"learning_rate": [1e-6, 1e-3], "optimizer": ["adamw", "sgd"]})

@@ -23,7 +23,7 @@ def run_ct_demo(out_dir="demo_ct", num_slices=30, size=128, latency_runs=10, see
     Sequence model: `video_transformer` (ViViT, tiny config) on the series
     resampled to 32 slices (its tubelets are 2 slices deep).
 
-    Example:
+    Examples:
         >>> results = run_ct_demo("/tmp/medzoo-ct-demo", verbose=0)  # doctest: +SKIP
     """
     import keras

@@ -20,7 +20,7 @@ SLICE_FORMATS = ("png", "jpeg", "tiff", "bmp")  # a folder of slice images (DICO
 def window_channels(slice_values, windows=DEFAULT_WINDOWS):
     """One slice of HU values -> (H, W, len(windows)) float32 in 0..255, a window per channel.
 
-    Example:
+    Examples:
         >>> window_channels(np.array([[40.0]]))[0, 0].round(1).tolist()
         [127.5, 76.5, 76.5]
     """
@@ -56,7 +56,7 @@ def slice_indices(num_total, num_slices, fill="resample"):
     "pad" keeps every slice once and adds black slices at the end (the S1
     video convention); a 2-slice tubelet then mixes the last slice with black.
 
-    Example:
+    Examples:
         >>> slice_indices(5, 8).tolist()
         [0, 1, 1, 2, 2, 3, 3, 4]
         >>> slice_indices(5, 8, fill="pad").tolist()
@@ -80,7 +80,7 @@ def volume_to_sequence(volume, num_slices=30, size=224, windows=DEFAULT_WINDOWS,
     `num_slices`, `fill` says how the rest is filled (see `slice_indices`).
     HU volumes go through `windows` (one per channel); gray images are repeated.
 
-    Example:
+    Examples:
         >>> volume_to_sequence(np.zeros((5, 16, 16)), num_slices=8, size=32).shape
         (8, 32, 32, 3)
     """
@@ -104,7 +104,7 @@ def read_ct_sequence(source, num_slices=30, size=224, windows=DEFAULT_WINDOWS, f
 
     `fill`: how a CT with fewer than `num_slices` slices is filled (`slice_indices`).
 
-    Example:
+    Examples:
         >>> import os, pydicom
         >>> folder = os.path.join(os.path.dirname(pydicom.data.get_testdata_file("CT_small.dcm")),
         ...                       "dicomdirtests", "98892001", "CT5N")

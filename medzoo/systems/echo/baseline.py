@@ -18,7 +18,7 @@ def white_pixel_baseline(images, labels, positive, thresholds=THRESHOLDS):
     Returns:
         list of dicts: threshold, accuracy, precision, recall, f1, images.
 
-    Example:
+    Examples:
         >>> crops = [np.full((4, 4), 250), np.full((4, 4), 100), np.full((4, 4), 205)]
         >>> [row["accuracy"] for row in white_pixel_baseline(crops, ["calcified", "normal", "normal"], "calcified",
         ...                                                  thresholds=(200, 210))]
@@ -41,7 +41,7 @@ def white_pixel_baseline(images, labels, positive, thresholds=THRESHOLDS):
 def baseline_on_manifest(manifest, positive="calcified", thresholds=THRESHOLDS):
     """`white_pixel_baseline` on a crop manifest's distinct images (balancing duplicates counted once).
 
-    Example:
+    Examples:
         >>> baseline_on_manifest("data/echo_crops/paper.csv")  # doctest: +SKIP
     """
     from medzoo.data.datasets import read_manifest

@@ -64,7 +64,7 @@ class Letterbox:
     def to_frame(self, boxes):
         """Crop-pixel xyxy boxes (N, 4) -> the original frame's pixels.
 
-        Example:
+        Examples:
             >>> box = Letterbox(origin=(100, 40), scale=0.5, pad=(0, 20), size=640)
             >>> box.to_frame(box.to_crop([[150, 60, 250, 160]])).tolist()
             [[150.0, 60.0, 250.0, 160.0]]
@@ -96,7 +96,7 @@ def find_cone(frames, source="frame", threshold=4.0, density=0.5):
         InputError: no bright region, a region that fills the frame, or a
             rectangle (a linear-array image) instead of a sector.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_dicom_path
         >>> from medzoo.io import read_dicom
         >>> cone = find_cone(read_dicom(sample_dicom_path("color3d_jpeg_baseline.dcm")))
@@ -146,7 +146,7 @@ def crop_cone(frame, cone, size=640):
         (image (size, size, C) of frame's dtype, `Letterbox`): `Letterbox.to_frame`
         maps boxes on the crop back to the frame.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> frame = np.zeros((120, 160), np.uint8)
         >>> cone = Cone(np.array([[70, 10], [90, 10], [150, 100], [10, 100]]), (120, 160))

@@ -51,7 +51,7 @@ def write_valve_crops(box_csv, out_dir, protocol="sound", size=224, margin=0.1, 
         test_fraction: float. "sound": share of patients held out. Defaults to 0.2.
         seed: int. Order of the duplicated minority rows. Defaults to 0.
 
-    Example:
+    Examples:
         >>> write_valve_crops("valves/boxes.csv", "data/echo_crops", protocol="paper")  # doctest: +SKIP
         {'train': 'data/echo_crops/paper.csv'}
     """

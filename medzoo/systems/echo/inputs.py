@@ -13,7 +13,7 @@ from medzoo.io.formats import format_of
 def read_echo(path):
     """An echo file -> (frames (T, H, W, 3) uint8, frame indices). DICOM cine or still, PNG, JPEG, BMP, TIFF.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_dicom_path
         >>> frames, indices = read_echo(sample_dicom_path("US1_UNCR.dcm"))
         >>> frames.shape, indices
@@ -51,7 +51,7 @@ def valve_crop(frame, box, size, margin=0.1):
         size: int. The classifier's side.
         margin: float. Share of the box's width/height added on each side. Defaults to 0.1.
 
-    Example:
+    Examples:
         >>> crop = valve_crop(np.full((50, 60, 3), 30, np.uint8), [10, 10, 30, 20], size=32)
         >>> crop.shape, float(crop.max())
         ((32, 32, 3), 0.0)

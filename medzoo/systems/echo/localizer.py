@@ -32,7 +32,7 @@ def fit_localizer(train_rows, val_rows, run_dir, verbose=1, **settings):
     Returns:
         dict with history, model_path and run_dir.
 
-    Example:
+    Examples:
         >>> from medzoo.data.boxes import read_box_csv
         >>> rows = read_box_csv("valves/boxes.csv")  # doctest: +SKIP
         >>> fit_localizer(rows[:48], rows[48:], "runs/localizer", epochs=30)  # doctest: +SKIP

@@ -53,7 +53,7 @@ def write_painted_valves(out_dir, count=60, patients=20, calcified_fraction=0.36
         without_valve: float. Share of frames left without a valve. Defaults to 0.1.
         seed: int. Defaults to 0.
 
-    Example:
+    Examples:
         >>> from medzoo.data.boxes import read_box_csv
         >>> rows = read_box_csv(write_painted_valves("/tmp/medzoo-valves", count=4, patients=2))  # doctest: +SKIP
     """

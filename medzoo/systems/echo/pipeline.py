@@ -25,7 +25,7 @@ NO_VALVE = "no valve"  # the label of a frame the localizer finds no valve in
 class EchoPipeline:
     """The two S4 models, any format each, run on frames.
 
-    Example:
+    Examples:
         >>> pipeline = EchoPipeline("runs/localizer", "runs/classifier/export/model.tflite")  # doctest: +SKIP
         >>> pipeline.run_frames(frames)[0]["label"]  # doctest: +SKIP
         'calcified'
@@ -121,7 +121,7 @@ def train_localizer(box_csv, run_dir, augment=("rotation",), split=(0.8, 0.1, 0.
     Returns:
         dict: test and val localization metrics, and the run folder.
 
-    Example:
+    Examples:
         >>> train_localizer("valves/boxes.csv", "runs/localizer", epochs=30)["test"]["ap"]  # doctest: +SKIP
     """
     from medzoo.data.box_augment import augment_box_set
@@ -183,7 +183,7 @@ def run_echo(sources, localizer, classifier, out_dir, truth=None, margin=0.1, sc
         num_threads: int or None. LiteRT / ONNX Runtime threads. Defaults to None.
         verbose: int. Print the summary. Defaults to 1.
 
-    Example:
+    Examples:
         >>> run_echo(["echo/"], "runs/localizer", "runs/classifier", "out/echo")  # doctest: +SKIP
     """
     from tqdm import tqdm
@@ -298,7 +298,7 @@ def run_echo_demo(out_dir="demo_echo", images=40, epochs=8, localizer_size=160, 
     both to LiteRT (verified against Keras), and runs the two-model LiteRT
     pipeline on the held-out patients' frames and on the real cine.
 
-    Example:
+    Examples:
         >>> summary = run_echo_demo("/tmp/medzoo-echo-demo", verbose=0)  # doctest: +SKIP
     """
     from medzoo.data.boxes import read_box_csv

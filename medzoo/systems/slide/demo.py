@@ -19,7 +19,7 @@ from medzoo.errors import InputError
 from medzoo.io import open_slide, write_bytes_atomic
 
 TISSUE_THRESHOLD = 0.30
-CLASS_NAMES = ("background", "tissue")
+CLASS_NAMES = ("background", "cells")  # S5 stage 1: a tile with cells, or background
 
 
 def labelled_tiles(path, tile_size):
@@ -56,7 +56,7 @@ def run_demo(
     Returns:
         dict with data, training, parity and latency figures (also in results.json).
 
-    Example:
+    Examples:
         >>> results = run_demo("/tmp/medzoo-demo", epochs=1, latency_runs=2, verbose=0)
         >>> sorted(results["runtimes"])
         ['keras', 'litert_float32', 'litert_int8']

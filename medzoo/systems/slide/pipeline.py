@@ -74,7 +74,7 @@ class SlidePipeline:
         backend: "tifffile" or "openslide". Defaults to "tifffile".
         num_threads: int or None. LiteRT / ONNX Runtime threads.
 
-    Example:
+    Examples:
         >>> from medzoo import create_model
         >>> from medzoo.data.samples import sample_slide_path
         >>> stage1 = create_model("slide_background", input_shape=(32, 32, 3))
@@ -174,7 +174,7 @@ class SlidePipeline:
 def score_patients(patients, labels, class_names=("CE", "LAA"), class_weights=None):
     """WMCLL (and accuracy) of `predict_patients` output against {patient id: class name}.
 
-    Example:
+    Examples:
         >>> patients = {"ids": ["p1", "p2"], "probabilities": np.array([[0.8, 0.2], [0.4, 0.6]])}
         >>> round(score_patients(patients, {"p1": "CE", "p2": "LAA"})["wmcll"], 4)
         0.367

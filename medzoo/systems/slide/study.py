@@ -39,7 +39,7 @@ METRICS = ("wmcll", "accuracy", "f1")
 def study_settings(raw, overrides=()):
     """(study settings, training config) from a study config dict and "key=value" overrides.
 
-    Example:
+    Examples:
         >>> settings, config = study_settings({"candidates": {"a": {}}, "epochs": 2}, ["folds=3"])
         >>> settings["folds"], settings["trials"], config["epochs"]
         (3, 50, 2)

@@ -4,7 +4,7 @@
 def tile_grid(height, width, tile_size, stride=None):
     """Returns the (y, x) top-left corners of the full tiles covering an image.
 
-    Example:
+    Examples:
         >>> tile_grid(5, 4, 2)
         [(0, 0), (0, 2), (2, 0), (2, 2)]
     """
@@ -19,7 +19,7 @@ def tile_grid(height, width, tile_size, stride=None):
 def tissue_threshold(rgb):
     """Otsu threshold of an RGB image's gray level (0..1): tissue is darker than glass.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> image = np.full((4, 4, 3), 240, np.uint8); image[:2] = 90
         >>> 90 / 255 < tissue_threshold(image) < 240 / 255
@@ -38,7 +38,7 @@ def tissue_mask(rgb, threshold=None):
         rgb: (H, W, 3) image.
         threshold: float or None. Gray-level threshold (0..1); None = Otsu of `rgb` itself.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> image = np.full((4, 4, 3), 240, np.uint8); image[:2] = 90
         >>> tissue_mask(image)[:, 0].tolist()
@@ -65,7 +65,7 @@ def slide_tiles(slide, tile_size, level=0, stride=None, min_tissue=None, thresho
             this (S5: 0.30). Defaults to None (every tile).
         threshold: float or None. Gray-level threshold; None = Otsu of the thumbnail.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_slide_path
         >>> from medzoo.io import open_slide
         >>> with open_slide(sample_slide_path()) as slide:

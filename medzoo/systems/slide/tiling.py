@@ -88,7 +88,7 @@ def tile_slides(source, out_dir, tile_size=600, min_tissue=0.3, level=0, stride=
     Returns:
         dict: tiled, skipped (slide ids), failed {slide path: message}, tiles (total rows), csv path.
 
-    Example:
+    Examples:
         >>> from medzoo.data.samples import sample_slide_path
         >>> summary = tile_slides(sample_slide_path(), "/tmp/medzoo-tiles", progress=False)
         >>> summary["tiles"], summary["failed"]

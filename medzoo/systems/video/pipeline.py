@@ -56,7 +56,7 @@ def run_video_demo(out_dir="demo_video", frames=8, size=96, epochs=4, seed=0, ve
     Returns:
         dict with the evaluation metrics, the export sidecar and per-frame latencies (also results.json).
 
-    Example:
+    Examples:
         >>> results = run_video_demo("/tmp/medzoo-video-demo", epochs=1, verbose=0)  # doctest: +SKIP
     """
     from medzoo.data.video_cache import prepare_videos

@@ -27,7 +27,7 @@ FF_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShift
 class IdentityGroups:
     """Union-find over identities: `join(a, b)` links them, `group(a)` names a's group.
 
-    Example:
+    Examples:
         >>> groups = IdentityGroups()
         >>> groups.join("id1", "id2"); groups.join("id3")
         >>> groups.group("id2") == groups.group("id1") != groups.group("id3")
