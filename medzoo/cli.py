@@ -338,7 +338,7 @@ def main(argv=None):
 
 
 def error_line(error):
-    """One line for an error: a user's problem as medzoo words it, anything else named as unexpected.
+    r"""One line for an error: a user's problem as medzoo words it, anything else named as unexpected.
 
     An InputError raised inside a tf.data pipeline reaches the caller wrapped in
     TensorFlow's error; its own message is taken back out.

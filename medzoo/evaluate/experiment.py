@@ -67,7 +67,7 @@ def apply_overrides(raw, overrides):
     drops the grid; everything else (dicts too) overrides training settings.
 
     Examples:
-        >>> raw, rest = apply_overrides({"grid": {"seed": [0, 1]}}, ["grid.model_kwargs.pooling=[\"avg\"]",
+        >>> raw, rest = apply_overrides({"grid": {"seed": [0, 1]}}, ['grid.model_kwargs.pooling=["avg"]',
         ...                                                        "replicates=1", "epochs=2"])
         >>> raw, rest
         ({'grid': {'seed': [0, 1], 'model_kwargs.pooling': ['avg']}, 'replicates': 1}, ['epochs=2'])

@@ -57,8 +57,8 @@ def run_demo(
         dict with data, training, parity and latency figures (also in results.json).
 
     Examples:
-        >>> results = run_demo("/tmp/medzoo-demo", epochs=1, latency_runs=2, verbose=0)
-        >>> sorted(results["runtimes"])
+        >>> results = run_demo("/tmp/medzoo-demo", epochs=1, latency_runs=2, verbose=0)  # doctest: +SKIP
+        >>> sorted(results["runtimes"])  # doctest: +SKIP
         ['keras', 'litert_float32', 'litert_int8']
     """
     import keras
