@@ -1,4 +1,4 @@
-# medzoo: `make demo`, `make test`, `make bench`, `make fuzz`. Each creates .venv and installs
+# medzoo: `make demo`, `make test`, `make bench`, `make fuzz`, `make docs`. Each creates .venv and installs
 # everything it needs from this repository's own files first.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -18,7 +18,7 @@ CT_SAMPLE := /usr/share/doc/invesalius-examples/examples/Cranium.inv3
 TEST_SYSTEM := /usr/bin/chromium /usr/lib/postgresql/*/bin/initdb
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test bench fuzz install clean
+.PHONY: demo test bench fuzz docs install clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	MEDZOO_FUZZ_EXAMPLES=$${MEDZOO_FUZZ_EXAMPLES:-500} $(BIN)/python -m pytest tests/test_fuzz.py tests/test_security.py -n 0
 
+# The documentation site (docs/, MkDocs) into site/, warnings as errors; `$(BIN)/mkdocs serve` to read it live.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	test -d $(FASHION_MNIST) || $(SUDO) apt-get install -y dataset-fashion-mnist || \
 		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y dataset-fashion-mnist; }
@@ -55,4 +59,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/hostile_memory.py
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) demo_output site .pytest_cache

@@ -47,4 +47,13 @@ def sample_inputs(shape, count=3, seed=0):
 def _seeded():
     keras.utils.set_random_seed(0)
     yield
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)  # Python's collector runs on its own; a full gc.collect per test cost ~0.5 s
+
+
+def pytest_collection_modifyitems(items):
+    """Marks `slow` the tests listed in slow_tests.txt (measured: a call of 4 s or more; see slow_tests.py)."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_tests.txt")) as handle:
+        slow = set(handle.read().split())
+    for item in items:
+        if item.nodeid.split("@")[0] in slow:
+            item.add_marker(pytest.mark.slow)

@@ -85,6 +85,20 @@ def test_every_documented_command_line_parses():
     assert checked >= 20
 
 
+def test_every_documented_config_is_valid():
+    """YAML blocks in the docs are configs: their experiment keys and training settings pass validation."""
+    import yaml
+
+    from medzoo.evaluate.experiment import experiment_settings
+    from medzoo.train.config import resolve_config
+
+    blocks = [(page, block) for page in ["README.md", *PAGES] for block in code_blocks(page, "yaml")]
+    for page, block in blocks:
+        _, training = experiment_settings(yaml.safe_load(block), page)
+        resolve_config(None, [training])
+    assert blocks
+
+
 def test_docs_site_builds_with_warnings_as_errors(tmp_path):
     """mkdocs --strict: a broken link, a missing page or a docstring griffe cannot read fails the build."""
     done = subprocess.run([os.path.join(BIN, "mkdocs"), "build", "--strict", "--site-dir", str(tmp_path / "site")],
